@@ -1,0 +1,90 @@
+"""The built-in offline encoder: a mean bag of jieba word, character and bigram embeddings."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from .._tokenize import JiebaVocabulary
+from ._base import EncoderNetwork, TextEncoder
+
+__all__ = ["BagEncoder", "BagNetwork"]
+
+
+class BagNetwork(EncoderNetwork):
+    """Mean of token embeddings (``nn.EmbeddingBag``).
+
+    Parameters
+    ----------
+    vocab_size : int
+        Number of rows of the embedding table.
+    embedding_dim : int
+        Width of each embedding, and of the pooled vector.
+    init_std : float
+        Standard deviation of the normal initialisation.
+    """
+
+    def __init__(self, vocab_size: int, embedding_dim: int, init_std: float):
+        super().__init__()
+        self.hidden_size = embedding_dim
+        self.bag = nn.EmbeddingBag(vocab_size, embedding_dim, mode="mean")
+        nn.init.normal_(self.bag.weight, std=init_std)
+
+    def forward(self, batch):
+        """Mean-pool each text's embeddings; an empty text pools to zeros."""
+        return self.bag(batch["ids"], batch["offsets"])
+
+    def input_embeddings(self):
+        """The embedding table."""
+        return self.bag.weight
+
+
+class BagEncoder(TextEncoder):
+    """jieba words + characters + character bigrams, embedded and averaged.
+
+    The vocabulary is built in ``fit`` from the training texts only.
+
+    Parameters
+    ----------
+    embedding_dim : int, default=128
+        Width of the embeddings.
+    min_count : int, default=1
+        Minimum training count of a token to enter the vocabulary.
+    words, chars, bigrams : bool, default=True
+        Token kinds, see :func:`sktail._tokenize.jieba_tokens`.
+    init_std : float, default=0.1
+        Standard deviation of the embedding initialisation.
+    """
+
+    defaults = {"max_length": 512, "epochs": 8, "batch_size": 32, "learning_rate": 5e-3}
+
+    def __init__(self, embedding_dim=128, min_count=1, words=True, chars=True, bigrams=True, init_std=0.1):
+        self.embedding_dim = int(embedding_dim)
+        self.init_std = float(init_std)
+        self.vocabulary = JiebaVocabulary(min_count, words=words, chars=chars, bigrams=bigrams)
+
+    def fit_tokenize(self, texts, max_length):
+        """Build the vocabulary from the training texts and return their ids."""
+        return self.vocabulary.fit_encode(texts, max_length)
+
+    def tokenize(self, texts, max_length):
+        """Token ids of each text, truncated to ``max_length``."""
+        return self.vocabulary.encode(texts, max_length)
+
+    def collate(self, ids):
+        """Flatten a batch into ``EmbeddingBag`` inputs (``ids`` and ``offsets``)."""
+        lengths = np.fromiter((len(a) for a in ids), dtype=np.int64, count=len(ids))
+        offsets = np.zeros(len(ids), dtype=np.int64)
+        np.cumsum(lengths[:-1], out=offsets[1:])
+        flat = np.concatenate(ids) if len(ids) else np.zeros(0, dtype=np.int64)
+        return {"ids": torch.from_numpy(flat.astype(np.int64)), "offsets": torch.from_numpy(offsets)}
+
+    def build_network(self, *, pretrained=True):
+        """A freshly initialised :class:`BagNetwork` sized to the vocabulary."""
+        return BagNetwork(len(self.vocabulary), self.embedding_dim, self.init_std)
+
+    def describe(self):
+        """Encoder name and vocabulary size."""
+        size = len(self.vocabulary) if hasattr(self.vocabulary, "tokens_") else "unfitted"
+        return f"jieba-bag(dim={self.embedding_dim}, vocab={size})"

@@ -1,0 +1,121 @@
+"""The encoder contract shared by the built-in and the Hugging Face encoders.
+
+An encoder has two halves:
+
+* a :class:`TextEncoder` (pure Python, picklable) that owns the tokenizer,
+  turns texts into id arrays, pads batches and builds the network;
+* the network it builds, an ``nn.Module`` following :class:`EncoderNetwork`:
+  ``forward(batch) -> pooled`` of shape ``(batch, hidden_size)`` and
+  ``input_embeddings()`` returning the word-embedding matrix that FGM perturbs.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = ["EncoderNetwork", "TextClassifierNetwork", "TextEncoder"]
+
+
+class EncoderNetwork(nn.Module, ABC):
+    """Network half of an encoder: texts' ids in, one pooled vector per text out."""
+
+    hidden_size: int
+
+    @abstractmethod
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Pool a padded batch into ``(batch, hidden_size)`` features."""
+
+    @abstractmethod
+    def input_embeddings(self) -> nn.Parameter:
+        """The input word-embedding matrix ``E`` (FGM's target)."""
+
+
+class TextClassifierNetwork(nn.Module):
+    """Encoder, dropout on the pooled vector, linear head (METHOD.md §7).
+
+    Parameters
+    ----------
+    encoder : EncoderNetwork
+        Produces the pooled features.
+    n_classes : int
+        Number of output logits.
+    dropout : float, default=0.1
+        Dropout on the pooled vector.
+    """
+
+    def __init__(self, encoder: EncoderNetwork, n_classes: int, dropout: float = 0.1):
+        super().__init__()
+        self.encoder = encoder
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(encoder.hidden_size, n_classes)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Raw logits ``z`` of shape ``(batch, n_classes)``."""
+        return self.head(self.dropout(self.encoder(batch)))
+
+
+class TextEncoder(ABC):
+    """Tokenizer and network factory of one encoder family.
+
+    Subclasses keep only picklable state (configuration, vocabulary, tokenizer
+    files), so a fitted classifier can store them and rebuild the network
+    without the network connection or the original model directory.
+    """
+
+    #: ``"auto"`` values of the classifier, resolved per encoder family.
+    defaults: dict = {}
+
+    def fit_tokenize(self, texts, max_length: int) -> list[np.ndarray]:
+        """Learn any tokenizer state from the training texts and return their ids.
+
+        The default learns nothing and is the same as :meth:`tokenize`.
+        """
+        return self.tokenize(texts, max_length)
+
+    @abstractmethod
+    def tokenize(self, texts, max_length: int) -> list[np.ndarray]:
+        """Map texts to int64 id arrays of at most ``max_length`` ids."""
+
+    @abstractmethod
+    def collate(self, ids: list[np.ndarray]) -> dict[str, torch.Tensor]:
+        """Pad a list of id arrays into the network's batch dictionary."""
+
+    @abstractmethod
+    def build_network(self, *, pretrained: bool = True) -> EncoderNetwork:
+        """Create the network; ``pretrained=False`` builds it from stored config only."""
+
+    def pad_id(self) -> int:
+        """Id used for padding."""
+        return 0
+
+    def describe(self) -> str:
+        """Short human-readable identity of the encoder."""
+        return type(self).__name__
+
+
+def pad_ids(ids: list[np.ndarray], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad id arrays to the longest one (at least length 1).
+
+    Parameters
+    ----------
+    ids : list of ndarray
+        One id array per text.
+    pad_id : int
+        Filler id.
+
+    Returns
+    -------
+    input_ids : LongTensor of shape (n, max_len)
+    attention_mask : LongTensor of shape (n, max_len)
+    """
+    width = max(1, max((len(a) for a in ids), default=1))
+    out = np.full((len(ids), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(ids), width), dtype=np.int64)
+    for row, a in enumerate(ids):
+        out[row, : len(a)] = a
+        mask[row, : len(a)] = 1
+    return torch.from_numpy(out), torch.from_numpy(mask)

@@ -1,0 +1,175 @@
+"""The AutoTail-BSFGM supervised loss (METHOD.md §1, §4, §5).
+
+Each term has a pure core that takes tensors and returns a tensor, so it can be
+tested against hand-computed numbers without a model. :class:`AutoTailLoss`
+composes them with the per-class constants of one training set.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["AutoTailLoss", "balanced_softmax_loss", "smoothed_cross_entropy"]
+
+
+def _weighted_mean(losses: torch.Tensor, sample_weight: torch.Tensor | None) -> torch.Tensor:
+    if sample_weight is None:
+        return losses.mean()
+    sample_weight = sample_weight.to(losses.dtype)
+    return (losses * sample_weight).sum() / sample_weight.sum().clamp_min(torch.finfo(losses.dtype).tiny)
+
+
+def smoothed_cross_entropy(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    epsilon: float = 0.05,
+    sample_weight: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Label-smoothed cross-entropy ``CE_smooth(z, y; eps)``.
+
+    The target distribution is ``(1 - eps) * onehot(y) + eps / K``.
+
+    Parameters
+    ----------
+    logits : Tensor of shape (n_samples, n_classes)
+        Logits, already shifted by any prior offsets.
+    target : LongTensor of shape (n_samples,)
+        Class indices.
+    epsilon : float, default=0.05
+        Smoothing mass spread uniformly over the K classes.
+    sample_weight : Tensor of shape (n_samples,), default=None
+        Per-example weights; the loss is their weighted mean.
+
+    Returns
+    -------
+    Tensor
+        Scalar loss.
+    """
+    losses = F.cross_entropy(logits.float(), target, reduction="none", label_smoothing=epsilon)
+    return _weighted_mean(losses, sample_weight)
+
+
+def balanced_softmax_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    log_prior: torch.Tensor,
+    temperature: float = 0.25,
+    sample_weight: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Tempered Balanced Softmax ``CE(z + lambda_b * log(n + alpha), y)``.
+
+    Parameters
+    ----------
+    logits : Tensor of shape (n_samples, n_classes)
+        Raw logits ``z``.
+    target : LongTensor of shape (n_samples,)
+        Class indices.
+    log_prior : Tensor of shape (n_classes,)
+        ``log(n_k + alpha)``.
+    temperature : float, default=0.25
+        ``lambda_b``; 1 gives Ren et al.'s Balanced Softmax.
+    sample_weight : Tensor of shape (n_samples,), default=None
+        Per-example weights; the loss is their weighted mean.
+
+    Returns
+    -------
+    Tensor
+        Scalar loss, without label smoothing.
+
+    References
+    ----------
+    Ren et al., "Balanced Meta-Softmax for Long-Tailed Visual Recognition",
+    NeurIPS 2020.
+    """
+    shifted = logits.float() + temperature * log_prior.to(logits.device, torch.float32)
+    losses = F.cross_entropy(shifted, target, reduction="none")
+    return _weighted_mean(losses, sample_weight)
+
+
+class AutoTailLoss(nn.Module):
+    r"""The AutoTail-BSFGM supervised loss for one training set.
+
+    .. math::
+
+        L = (1 - w_b)\,\mathrm{CE}_\varepsilon(z + \tau m, y)
+            + w_b\,\mathrm{CE}(z + \lambda_b \log(n + \alpha), y)
+
+    Parameters
+    ----------
+    offsets : array-like of shape (n_classes,)
+        ``tau * m_k`` from :func:`sktail.objective.compute_tail_prior`
+        (all zeros when the gate is off).
+    class_counts : array-like of shape (n_classes,)
+        Training counts ``n_k``.
+    label_smoothing : float, default=0.05
+        ``eps`` of the smoothed term.
+    bs_weight : float, default=0.1
+        ``w_b``; 0 drops the Balanced Softmax term.
+    bs_temperature : float, default=0.25
+        ``lambda_b``.
+    prior_alpha : float, default=1.0
+        ``alpha`` inside ``log(n + alpha)``.
+
+    See Also
+    --------
+    smoothed_cross_entropy, balanced_softmax_loss
+
+    Notes
+    -----
+    With zero offsets and ``bs_weight=0`` this is the label-smoothed baseline;
+    with ``label_smoothing=0`` as well it is plain cross-entropy. The convex mix
+    follows the authors' code (METHOD.md §5).
+
+    References
+    ----------
+    "AutoTail-BSFGM: Class-Balance-Aware Fine-Tuning for Chinese Scholarly Text
+    Classification", arXiv 2606.03576, 2026.
+    """
+
+    def __init__(
+        self,
+        offsets,
+        class_counts,
+        *,
+        label_smoothing: float = 0.05,
+        bs_weight: float = 0.1,
+        bs_temperature: float = 0.25,
+        prior_alpha: float = 1.0,
+    ):
+        super().__init__()
+        self.label_smoothing = float(label_smoothing)
+        self.bs_weight = float(bs_weight)
+        self.bs_temperature = float(bs_temperature)
+        counts = np.asarray(class_counts, dtype=np.float64)
+        self.register_buffer("offsets", torch.as_tensor(np.asarray(offsets), dtype=torch.float32))
+        self.register_buffer("log_prior", torch.as_tensor(np.log(counts + prior_alpha), dtype=torch.float32))
+
+    def forward(self, logits, target, sample_weight=None):
+        """Compute the loss of a batch.
+
+        Parameters
+        ----------
+        logits : Tensor of shape (n_samples, n_classes)
+            Raw logits ``z``.
+        target : LongTensor of shape (n_samples,)
+            Class indices.
+        sample_weight : Tensor of shape (n_samples,), default=None
+            Per-example weights.
+
+        Returns
+        -------
+        Tensor
+            Scalar loss.
+        """
+        smoothed = smoothed_cross_entropy(
+            logits.float() + self.offsets, target, self.label_smoothing, sample_weight
+        )
+        if self.bs_weight == 0:
+            return smoothed
+        balanced = balanced_softmax_loss(
+            logits, target, self.log_prior, self.bs_temperature, sample_weight
+        )
+        return (1.0 - self.bs_weight) * smoothed + self.bs_weight * balanced
