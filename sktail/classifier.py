@@ -466,6 +466,7 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         Returns
         -------
         ndarray of shape (n_samples, n_classes)
+            Log-probabilities; columns follow ``classes_``.
         """
         z = self.decision_function(X).astype(np.float64)
         z -= z.max(axis=1, keepdims=True)
