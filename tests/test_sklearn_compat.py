@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score, cross_validate
@@ -126,6 +128,15 @@ def test_probabilities_and_log_probabilities(fitted, long_tail_corpus):
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12)
     np.testing.assert_allclose(np.exp(fitted.predict_log_proba(texts)), proba, rtol=1e-10)
     np.testing.assert_array_equal(fitted.predict(texts), fitted.classes_[proba.argmax(axis=1)])
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.text(alphabet="水稻刑法学深度网络 abc1", max_size=12), min_size=1, max_size=6))
+def test_probability_rows_sum_to_one(fitted, texts):
+    proba = fitted.predict_proba(texts)
+    assert proba.shape == (len(texts), len(fitted.classes_))
+    assert np.all(np.isfinite(proba)) and np.all(proba >= 0)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12)
 
 
 def test_string_and_integer_labels(long_tail_corpus):
