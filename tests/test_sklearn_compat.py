@@ -283,3 +283,20 @@ def test_default_objective_uses_prior_balanced_softmax_and_fgm(long_tail_corpus,
 def test_bare_string_is_rejected():
     with pytest.raises(TypeError, match="wrap it in a list"):
         AutoTailClassifier(**SMALL).fit("水稻种植", ["农学"])
+
+
+def test_binary_decision_function_follows_the_sklearn_convention():
+    from sktail.datasets import make_long_tail_text
+
+    texts, labels = make_long_tail_text((30, 10), n_keywords=2, noise=0.0, random_state=0)
+    y = np.array([sorted(set(labels)).index(lab) for lab in labels])
+    clf = AutoTailClassifier(**SMALL, random_state=0).fit(texts, y)
+    score = clf.decision_function(texts)
+    assert score.shape == (len(texts),)
+    proba = clf.predict_proba(texts)
+    assert proba.shape == (len(texts), 2)
+    np.testing.assert_allclose(score, np.log(proba[:, 1] / proba[:, 0]), rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(clf.predict(texts), clf.classes_[(score > 0).astype(int)])
+    # scorers that read decision_function need the 1-D binary score
+    auc = cross_val_score(clf, texts, y, cv=2, scoring="roc_auc", error_score="raise")
+    assert np.all((auc >= 0) & (auc <= 1))
