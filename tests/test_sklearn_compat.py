@@ -16,6 +16,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils import estimator_checks, get_tags
 from sklearn.utils._param_validation import InvalidParameterError
+from sklearn.utils.validation import check_is_fitted
 
 import sktail.classifier
 from sktail import AutoTailClassifier
@@ -105,11 +106,17 @@ def fitted(_long_tail_corpus):
 def test_fit_returns_self_and_leaves_params_alone(long_tail_corpus):
     texts, labels = long_tail_corpus
     clf = AutoTailClassifier(**SMALL, random_state=0)
+    with pytest.raises(NotFittedError):
+        check_is_fitted(clf)
     before = copy.deepcopy(clf.get_params())
     assert clf.fit(texts, labels) is clf
+    check_is_fitted(clf)
     after = clf.get_params()
     assert all(joblib.hash(after[k]) == joblib.hash(v) for k, v in before.items())
     assert clf.n_iter_ == SMALL["epochs"]
+    # fitting again is idempotent
+    first = clf.predict_proba(texts)
+    np.testing.assert_array_equal(clf.fit(texts, labels).predict_proba(texts), first)
 
 
 def test_predict_leaves_the_estimator_unchanged(fitted, long_tail_corpus):
