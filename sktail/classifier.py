@@ -414,6 +414,10 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
     def decision_function(self, X):
         """Raw logits of the head.
 
+        With two classes this follows scikit-learn's binary convention (one
+        score per text, positive for ``classes_[1]``), so that scorers such as
+        ``"roc_auc"`` work.
+
         Parameters
         ----------
         X : array-like of str of shape (n_samples,)
@@ -421,9 +425,15 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
 
         Returns
         -------
-        ndarray of shape (n_samples, n_classes)
-            Logits, columns in the order of ``classes_``.
+        ndarray of shape (n_samples, n_classes) or (n_samples,)
+            Logits, columns in the order of ``classes_``; with two classes the
+            logit difference ``z[:, 1] - z[:, 0]``.
         """
+        logits = self._logits(X)
+        return logits[:, 1] - logits[:, 0] if logits.shape[1] == 2 else logits
+
+    def _logits(self, X):
+        """Logits of shape (n_samples, n_classes), columns following ``classes_``."""
         check_is_fitted(self)
         texts = check_texts(X)
         ids = self.encoder_.tokenize(texts, self.max_length_)
@@ -453,7 +463,7 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         ndarray of shape (n_samples, n_classes)
             Rows sum to 1; columns follow ``classes_``.
         """
-        return _softmax(self.decision_function(X))
+        return _softmax(self._logits(X))
 
     def predict_log_proba(self, X):
         """Logarithm of :meth:`predict_proba`, computed stably.
@@ -466,8 +476,9 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         Returns
         -------
         ndarray of shape (n_samples, n_classes)
+            Log-probabilities; columns follow ``classes_``.
         """
-        z = self.decision_function(X).astype(np.float64)
+        z = self._logits(X).astype(np.float64)
         z -= z.max(axis=1, keepdims=True)
         return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
 
@@ -484,7 +495,7 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         ndarray of shape (n_samples,)
             Labels from ``classes_``.
         """
-        logits = self.decision_function(X)
+        logits = self._logits(X)
         return self.classes_[logits.argmax(axis=1)]
 
     # -- pickling: CPU weights as a torch blob, the network rebuilt on load ------

@@ -14,6 +14,8 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# The test networks are tiny: intra-op threads only add contention on small CI machines.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from sktail.datasets import make_long_tail_text  # noqa: E402
 
