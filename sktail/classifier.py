@@ -412,11 +412,12 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
             torch.cuda.empty_cache()
 
     def decision_function(self, X):
-        """Raw logits of the head.
+        """Raw logits of the head, one column per class.
 
-        With two classes this follows scikit-learn's binary convention (one
-        score per text, positive for ``classes_[1]``), so that scorers such as
-        ``"roc_auc"`` work.
+        Unlike scikit-learn's binary convention, two classes also give two
+        columns: the raw logits are what the method trains. For binary
+        ``roc_auc`` scoring use a scorer that reads :meth:`predict_proba`,
+        e.g. ``make_scorer(roc_auc_score, response_method="predict_proba")``.
 
         Parameters
         ----------
@@ -425,12 +426,10 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
 
         Returns
         -------
-        ndarray of shape (n_samples, n_classes) or (n_samples,)
-            Logits, columns in the order of ``classes_``; with two classes the
-            logit difference ``z[:, 1] - z[:, 0]``.
+        ndarray of shape (n_samples, n_classes)
+            Logits, columns in the order of ``classes_``.
         """
-        logits = self._logits(X)
-        return logits[:, 1] - logits[:, 0] if logits.shape[1] == 2 else logits
+        return self._logits(X)
 
     def _logits(self, X):
         """Logits of shape (n_samples, n_classes), columns following ``classes_``."""

@@ -292,18 +292,21 @@ def test_bare_string_is_rejected():
         AutoTailClassifier(**SMALL).fit("水稻种植", ["农学"])
 
 
-def test_binary_decision_function_follows_the_sklearn_convention():
+def test_binary_decision_function_gives_raw_logits_per_class():
+    from sklearn.metrics import make_scorer, roc_auc_score
+
     from sktail.datasets import make_long_tail_text
 
     texts, labels = make_long_tail_text((30, 10), n_keywords=2, noise=0.0, random_state=0)
     y = np.array([sorted(set(labels)).index(lab) for lab in labels])
     clf = AutoTailClassifier(**SMALL, random_state=0).fit(texts, y)
-    score = clf.decision_function(texts)
-    assert score.shape == (len(texts),)
+    logits = clf.decision_function(texts)
+    assert logits.shape == (len(texts), 2)
     proba = clf.predict_proba(texts)
-    assert proba.shape == (len(texts), 2)
-    np.testing.assert_allclose(score, np.log(proba[:, 1] / proba[:, 0]), rtol=1e-4, atol=1e-5)
-    np.testing.assert_array_equal(clf.predict(texts), clf.classes_[(score > 0).astype(int)])
-    # scorers that read decision_function need the 1-D binary score
-    auc = cross_val_score(clf, texts, y, cv=2, scoring="roc_auc", error_score="raise")
+    np.testing.assert_allclose(
+        logits[:, 1] - logits[:, 0], np.log(proba[:, 1] / proba[:, 0]), rtol=1e-4, atol=1e-5
+    )
+    np.testing.assert_array_equal(clf.predict(texts), clf.classes_[logits.argmax(axis=1)])
+    scorer = make_scorer(roc_auc_score, response_method="predict_proba")
+    auc = cross_val_score(clf, texts, y, cv=2, scoring=scorer, error_score="raise")
     assert np.all((auc >= 0) & (auc <= 1))
