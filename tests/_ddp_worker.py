@@ -54,33 +54,38 @@ def fit_result():
 
 
 def _grads(network):
-    return {name: p.grad.detach().clone() for name, p in network.named_parameters()}
+    return {name: p.grad.detach().float().cpu() for name, p in network.named_parameters()}
 
 
-def gradient_result(rank, world_size, micro_batches, sample_weight):
-    """Gradients of one accumulation window: one process on the global batches vs DDP shares."""
-    texts, labels, _, _ = corpus()
-    classes, y = np.unique(labels, return_inverse=True)
-    encoder = BagEncoder(embedding_dim=16)
-    ids = encoder.fit_tokenize(texts, 64)
-    counts = np.bincount(y)
-    prior = compute_tail_prior(counts)
-    loss_fn = AutoTailLoss(prior.offsets, counts)
-    config = TrainingConfig(
-        epochs=1, batch_size=8, learning_rate=0.01, fgm_epsilon=0.3,
-        grad_accumulation_steps=len(micro_batches),
-    )
-    torch.manual_seed(0)
-    network = TextClassifierNetwork(encoder.build_network(), len(classes), dropout=0.0)
+def compare_gradients(network, encoder, loss_fn, config, data, micro_batches, context):
+    """Gradients of one accumulation window: one process on the global batches vs this rank's shares.
 
+    Parameters
+    ----------
+    network, encoder, loss_fn, config
+        As for :class:`~sktail._training.Trainer`; ``config.grad_accumulation_steps``
+        should equal ``len(micro_batches)``.
+    data : tuple (ids, y, sample_weight)
+        The whole training set, on every rank.
+    micro_batches : list of ndarray
+        Row indices of the global micro-batches.
+    context : DistributedContext
+        This rank.
+
+    Returns
+    -------
+    dict
+        ``reference`` and ``distributed`` gradients by parameter name (on the
+        CPU) and the forward passes each trainer ran.
+    """
+    ids, y, sample_weight = data
     reference = Trainer(copy.deepcopy(network), encoder, copy.deepcopy(loss_fn), config, None)
     for rows in micro_batches:
         reference.train_step(*reference._batches(ids, y, sample_weight, rows))
 
-    context = DistributedContext(rank, world_size, torch.device("cpu"), str(dist.get_backend()))
     trainer = DistributedTrainer(network, encoder, loss_fn, config, None, context)
     for i, rows in enumerate(micro_batches):
-        local, trainer._scale = shard_rows(rows, sample_weight, rank, world_size)
+        local, trainer._scale = shard_rows(rows, sample_weight, context.rank, context.world_size)
         trainer._sync = i + 1 == len(micro_batches)
         trainer.train_step(*trainer._batches(ids, y, sample_weight, local))
     return {
@@ -88,6 +93,26 @@ def gradient_result(rank, world_size, micro_batches, sample_weight):
         "distributed": _grads(trainer.network),
         "forward_passes": (reference.forward_passes, trainer.forward_passes),
     }
+
+
+def gradient_result(rank, world_size, micro_batches, sample_weight):
+    """:func:`compare_gradients` for the built-in encoder on the CPU, with FGM on."""
+    texts, labels, _, _ = corpus()
+    classes, y = np.unique(labels, return_inverse=True)
+    encoder = BagEncoder(embedding_dim=16)
+    ids = encoder.fit_tokenize(texts, 64)
+    counts = np.bincount(y)
+    loss_fn = AutoTailLoss(compute_tail_prior(counts).offsets, counts)
+    config = TrainingConfig(
+        epochs=1, batch_size=8, learning_rate=0.01, fgm_epsilon=0.3,
+        grad_accumulation_steps=len(micro_batches),
+    )
+    torch.manual_seed(0)
+    network = TextClassifierNetwork(encoder.build_network(), len(classes), dropout=0.0)
+    context = DistributedContext(rank, world_size, torch.device("cpu"), str(dist.get_backend()))
+    return compare_gradients(
+        network, encoder, loss_fn, config, (ids, y, sample_weight), micro_batches, context
+    )
 
 
 def main(out_dir: Path):
