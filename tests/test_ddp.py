@@ -135,7 +135,7 @@ def ddp_run(tmp_path_factory):
     return ranks, proc.stdout
 
 
-@pytest.mark.parametrize("case", ["weighted", "skipped_fgm"])
+@pytest.mark.parametrize("case", ["weighted", "skipped_fgm", "no_fgm"])
 def test_ddp_gradients_equal_one_process_on_the_global_batch(ddp_run, case):
     ranks, _ = ddp_run
     for result in ranks:
@@ -145,12 +145,12 @@ def test_ddp_gradients_equal_one_process_on_the_global_batch(ddp_run, case):
         assert grads["reference"]["encoder.bag.weight"].abs().max() > 0
         for name, expected in grads["reference"].items():
             torch.testing.assert_close(grads["distributed"][name], expected, rtol=1e-5, atol=1e-6)
-    if case == "weighted":
-        # clean + adversarial pass for each of the 3 micro-batches
-        assert ranks[0][case]["forward_passes"] == (6, 6)
-    else:
-        # the zero-weight micro-batch skips its adversarial pass
-        assert ranks[0][case]["forward_passes"] == (3, 3)
+    expected_passes = {
+        "weighted": 6,  # clean + adversarial pass for each of the 3 micro-batches
+        "skipped_fgm": 3,  # the zero-weight micro-batch skips its adversarial pass
+        "no_fgm": 2,
+    }[case]
+    assert ranks[0][case]["forward_passes"] == (expected_passes, expected_passes)
 
 
 def test_ddp_fit_gives_every_rank_the_same_model(ddp_run):
