@@ -319,7 +319,15 @@ class Trainer:
         Resolved settings.
     rng : numpy.random.RandomState
         Source of the batch shuffles.
+
+    Attributes
+    ----------
+    is_main_process : bool
+        True unless this is a rank other than 0 of a data-parallel job; only
+        the main process logs and writes files.
     """
+
+    is_main_process = True
 
     def __init__(self, network, encoder, loss_fn, config: TrainingConfig, rng):
         self.config = config

@@ -13,6 +13,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from ._ddp import DistributedTrainer, init_distributed, main_process_first, shared_random_state
 from ._split import stratified_holdout
 from ._training import (
     Trainer,
@@ -106,6 +107,16 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         Batches whose gradients are summed before each optimizer step.
     device : str, default="auto"
         "auto" (CUDA, then MPS, then CPU) or a :class:`torch.device` string.
+        In a data-parallel job a bare "cuda" means ``cuda:LOCAL_RANK``.
+    distributed : {"auto", True, False}, default="auto"
+        Data-parallel training with ``torch.distributed`` (one process per
+        device, launched by ``torchrun``). "auto" trains data-parallel when a
+        process group of more than one process is initialised or the
+        ``torchrun`` environment announces ``WORLD_SIZE > 1``; True requires
+        a process group or ``torchrun`` (a single process included); False
+        never. Every process passes the same data to ``fit``; ``batch_size``
+        is the global batch, split across the processes. See
+        ``docs/distributed.md``.
     random_state : int, RandomState instance or None, default=None
         Seeds the hold-out split, the batch order, initialisation and dropout.
         The caller's global torch RNG state is left untouched.
@@ -141,6 +152,9 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         The trained network (kept on the CPU between calls).
     max_length_, epochs_, batch_size_, learning_rate_ : int, int, int, float
         The resolved values of the ``"auto"`` parameters.
+    world_size_ : int
+        Number of processes that trained the model (1 outside a
+        data-parallel job).
 
     See Also
     --------
@@ -202,6 +216,7 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         "precision": [StrOptions({"auto", "fp32", "bf16", "fp16"})],
         "grad_accumulation_steps": [_POSITIVE_INT],
         "device": [str],
+        "distributed": ["boolean", _AUTO],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -232,6 +247,7 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         precision="auto",
         grad_accumulation_steps=1,
         device="auto",
+        distributed="auto",
         random_state=None,
         verbose=0,
     ):
@@ -258,6 +274,7 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         self.precision = precision
         self.grad_accumulation_steps = grad_accumulation_steps
         self.device = device
+        self.distributed = distributed
         self.random_state = random_state
         self.verbose = verbose
 
@@ -364,6 +381,9 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         labels = check_labels(y, len(texts))
         weights = check_sample_weight(sample_weight, len(texts))
         device = resolve_device(self.device)
+        context = init_distributed(self.distributed, device)
+        if context is not None:
+            device = context.device
         try:
             self.classes_, y_idx = np.unique(labels, return_inverse=True)
         except TypeError as error:
@@ -371,7 +391,7 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         if len(self.classes_) < 2:
             raise ValueError(f"y has a single class ({self.classes_[0]!r}); at least 2 classes are required.")
         validation = None if validation_data is None else self._check_validation_data(validation_data)
-        rng = check_random_state(self.random_state)
+        rng = shared_random_state(self.random_state, check_random_state(self.random_state), context)
         train_rows, val_rows = self._holdout(y_idx, validation_data, rng)
         if val_rows is not None:
             validation = ([texts[i] for i in val_rows], y_idx[val_rows])
@@ -379,7 +399,8 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         self.class_counts_ = np.bincount(y_train, minlength=len(self.classes_))
         loss_fn = self._make_loss(self.class_counts_)
 
-        encoder = self._make_encoder()
+        with main_process_first(context):
+            encoder = self._make_encoder()
         for name in ("max_length", "epochs", "batch_size", "learning_rate"):
             setattr(self, name + "_", self._resolve(name, encoder))
         train_ids = encoder.fit_tokenize([texts[i] for i in train_rows], self.max_length_)
@@ -391,7 +412,11 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         with torch.random.fork_rng(devices=fork_devices):
             torch.manual_seed(seed)
             network = TextClassifierNetwork(encoder.build_network(), len(self.classes_), self.dropout)
-            trainer = Trainer(network, encoder, loss_fn, self._training_config(encoder, device), rng)
+            config = self._training_config(encoder, device)
+            if context is None:
+                trainer = Trainer(network, encoder, loss_fn, config, rng)
+            else:
+                trainer = DistributedTrainer(network, encoder, loss_fn, config, rng, context)
             try:
                 self.history_, self.best_epoch_ = trainer.fit((train_ids, y_train, train_w), val_pair)
             finally:
@@ -401,6 +426,7 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         self.encoder_ = encoder
         self.network_ = network.eval()
         self.n_iter_ = len(self.history_)
+        self.world_size_ = 1 if context is None else context.world_size
         kept = [h for h in self.history_ if h["epoch"] == self.best_epoch_]
         self.best_validation_score_ = kept[0].get("val_accuracy") if kept else None
         return self
