@@ -111,9 +111,9 @@ def test_bert_classes_override_the_files(tiny_bert_dir, tmp_path, monkeypatch):
 
 # -- FGM -----------------------------------------------------------------------
 def test_fgm_perturbs_the_input_word_embeddings(model_dir):
-    from sktail.objective import AutoTailLoss
     from sktail._training import TrainingConfig
     from sktail.encoders._base import TextClassifierNetwork
+    from sktail.objective import AutoTailLoss
 
     encoder = HFEncoder(str(model_dir))
     torch.manual_seed(0)
