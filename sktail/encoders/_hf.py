@@ -162,7 +162,7 @@ class HFEncoder(TextEncoder):
         self._id_map = None
 
     # -- loading ---------------------------------------------------------------
-    def _load_tokenizer(self, path):
+    def _load_tokenizer(self, path, *, check_config=True):
         # BERT-class checkpoints get BertTokenizerFast (their files may name
         # another class); everything else, and the files sktail saved when
         # pickling (they record the class), goes through AutoTokenizer.
@@ -173,7 +173,8 @@ class HFEncoder(TextEncoder):
             with _quiet_transformers():
                 # The config first: transformers 5 quietly builds an empty
                 # tokenizer when a concrete class finds no files.
-                self._load_config(path)
+                if check_config:
+                    self._load_config(path)
                 tokenizer = cls.from_pretrained(path)
         except (OSError, ValueError) as error:
             raise _load_error(self.name, path, error) from error
@@ -363,5 +364,5 @@ class HFEncoder(TextEncoder):
         with tempfile.TemporaryDirectory() as tmp:
             for name, data in files.items():
                 Path(tmp, name).write_bytes(data)
-            self._tokenizer = self._load_tokenizer(tmp)
+            self._tokenizer = self._load_tokenizer(tmp, check_config=has_config)
             self._config = self._load_config(tmp) if has_config else None

@@ -49,6 +49,15 @@ def test_presets():
     assert resolve_model_path("roberta-wwm-ext") == ("hfl/chinese-roberta-wwm-ext", True)
 
 
+def test_e5_small_uses_the_rebuilt_folder(tiny_xlmr_dir, monkeypatch):
+    import sktail.encoders._e5 as e5
+
+    calls = []
+    monkeypatch.setattr(e5, "build_e5_small", lambda *a, **k: calls.append(1) or tiny_xlmr_dir)
+    encoder = HFEncoder("e5-small")
+    assert calls and encoder._path == str(tiny_xlmr_dir) and not encoder._bert_classes
+
+
 @pytest.mark.parametrize("name", ["hfl/chinese-macbert-base", "macbert-base", "roberta-wwm-ext"])
 def test_offline_hub_id_explains_local_directory(name):
     with pytest.raises(OSError, match="pass a local directory") as info:
@@ -90,6 +99,12 @@ def test_no_pooler_and_fp32_weights(model_dir, tmp_path):
     assert network.model.pooler is None
     assert not [k for k in network.state_dict() if "pooler" in k]
     assert {p.dtype for p in network.parameters()} == {torch.float32}
+
+
+def test_unbuilt_encoder_pickles(model_dir):
+    encoder = HFEncoder(str(model_dir))
+    restored = pickle.loads(pickle.dumps(encoder))
+    assert restored.tokenize(TEXTS[:3], 32)[0].tolist() == encoder.tokenize(TEXTS[:3], 32)[0].tolist()
 
 
 def test_bert_classes_override_the_files(tiny_bert_dir, tmp_path, monkeypatch):
