@@ -117,6 +117,13 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         never. Every process passes the same data to ``fit``; ``batch_size``
         is the global batch, split across the processes. See
         ``docs/distributed.md``.
+    keep_on_device : bool, default=False
+        Keep the fitted network on ``device`` between calls. By default it
+        returns to the CPU after ``fit`` and after each prediction call, and
+        the device's cached memory is released, so many fits in a row (e.g.
+        ``GridSearchCV``) do not accumulate device memory. True saves the
+        transfer of the weights on every prediction call (worth it for many
+        small calls on a GPU) at the price of holding the weights there.
     random_state : int, RandomState instance or None, default=None
         Seeds the hold-out split, the batch order, initialisation and dropout.
         The caller's global torch RNG state is left untouched.
@@ -149,7 +156,7 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
     encoder_ : TextEncoder
         The fitted tokenizer and network factory.
     network_ : TextClassifierNetwork
-        The trained network (kept on the CPU between calls).
+        The trained network (on the CPU between calls unless ``keep_on_device``).
     max_length_, epochs_, batch_size_, learning_rate_ : int, int, int, float
         The resolved values of the ``"auto"`` parameters.
     world_size_ : int
@@ -217,6 +224,7 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         "grad_accumulation_steps": [_POSITIVE_INT],
         "device": [str],
         "distributed": ["boolean", _AUTO],
+        "keep_on_device": ["boolean"],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -248,6 +256,7 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         grad_accumulation_steps=1,
         device="auto",
         distributed="auto",
+        keep_on_device=False,
         random_state=None,
         verbose=0,
     ):
@@ -275,6 +284,7 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         self.grad_accumulation_steps = grad_accumulation_steps
         self.device = device
         self.distributed = distributed
+        self.keep_on_device = keep_on_device
         self.random_state = random_state
         self.verbose = verbose
 
@@ -420,7 +430,9 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
             try:
                 self.history_, self.best_epoch_ = trainer.fit((train_ids, y_train, train_w), val_pair)
             finally:
-                network.to("cpu")
+                if not self.keep_on_device:
+                    network.to("cpu")
+                # The optimizer state (twice the weights) goes with the trainer.
                 del trainer
                 self._release_device_memory(device)
         self.encoder_ = encoder
@@ -471,7 +483,7 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
                 device=device, autocast_dtype=dtype,
             )
         finally:
-            if device.type != "cpu":
+            if device.type != "cpu" and not self.keep_on_device:
                 self.network_.to("cpu")
                 self._release_device_memory(device)
 
@@ -540,8 +552,10 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
             self.network_ = self._rebuild_network(weights)
 
     def _rebuild_network(self, weights: bytes):
-        map_location = None if torch.cuda.is_available() else "cpu"
-        state_dict = torch.load(io.BytesIO(weights), map_location=map_location, weights_only=True)
+        # Always onto the CPU, whatever device tag the tensors carry (a blob
+        # written where CUDA existed loads where it does not); predictions
+        # move the network to ``device`` when needed.
+        state_dict = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
         with torch.random.fork_rng(devices=[]):
             network = TextClassifierNetwork(
                 self.encoder_.build_network(pretrained=False), len(self.classes_), self.dropout
