@@ -21,7 +21,7 @@ from ._training import (
     resolve_device,
     resolve_precision,
 )
-from ._validation import check_labels, check_sample_weight, check_texts
+from ._validation import check_labels, check_sample_weight, check_texts, label_kind
 from .encoders._base import TextClassifierNetwork
 from .objective import AutoTailLoss, compute_tail_prior
 
@@ -306,11 +306,15 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
             raise ValueError("validation_data must be a pair (X_val, y_val).")
         texts = check_texts(validation_data[0], name="X_val")
-        labels = check_labels(validation_data[1], len(texts), name="y_val")
-        unseen = sorted({str(v) for v in labels} - {str(c) for c in self.classes_})
+        labels = check_labels(validation_data[1], len(texts), name="y_val", x_name="X_val")
+        kind, val_kind = label_kind(self.classes_[0]), label_kind(labels[0])
+        if kind != val_kind:
+            raise TypeError(f"y_val holds {val_kind} labels but y holds {kind} labels; use the same type.")
+        index = {c: i for i, c in enumerate(self.classes_.tolist())}
+        unseen = sorted({str(v) for v in labels.tolist() if v not in index})
         if unseen:
             raise ValueError(f"y_val has labels not present in y: {unseen[:5]}.")
-        return texts, np.searchsorted(self.classes_, labels)
+        return texts, np.fromiter((index[v] for v in labels.tolist()), dtype=np.int64, count=len(labels))
 
     def _training_config(self, encoder, device) -> TrainingConfig:
         dtype, use_scaler = resolve_precision(self.precision, device)
@@ -487,6 +491,31 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         logits = self.decision_function(X)
         return self.classes_[logits.argmax(axis=1)]
 
+    def save(self, path):
+        """Write the fitted classifier to a pickle-free model file.
+
+        The file holds JSON settings, safetensors weights and the encoder's
+        tokenizer data, with a format version and checksums; it is written
+        atomically. Read it back with :func:`sktail.load`.
+
+        Parameters
+        ----------
+        path : str or path-like
+            Destination file (conventionally ``*.sktail``).
+
+        Returns
+        -------
+        pathlib.Path
+            ``path``.
+        """
+        from ._persistence import save
+
+        return save(self, path)
+
+    def __sklearn_is_fitted__(self):
+        """Fitted once a trained network exists (a failed ``fit`` leaves it unfitted)."""
+        return hasattr(self, "network_")
+
     # -- pickling: CPU weights as a torch blob, the network rebuilt on load ------
     def __getstate__(self):
         state = dict(super().__getstate__())
@@ -506,6 +535,10 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
     def _rebuild_network(self, weights: bytes):
         map_location = None if torch.cuda.is_available() else "cpu"
         state_dict = torch.load(io.BytesIO(weights), map_location=map_location, weights_only=True)
+        return self._network_from_state_dict(state_dict)
+
+    def _network_from_state_dict(self, state_dict):
+        """Build the network from the fitted encoder's configuration and load ``state_dict``."""
         with torch.random.fork_rng(devices=[]):
             network = TextClassifierNetwork(
                 self.encoder_.build_network(pretrained=False), len(self.classes_), self.dropout

@@ -186,9 +186,13 @@ class HFEncoder(TextEncoder):
         # Keep the unknown and padding tokens first, so both have fixed new ids.
         first = [tok.pad_token_id, tok.unk_token_id]
         rest = [i for i in seen.tolist() if i not in first]
-        self._kept_ids = np.asarray(first + rest, dtype=np.int64)
-        id_map = np.full(len(tok), 1, dtype=np.int64)
-        id_map[self._kept_ids] = np.arange(len(self._kept_ids))
+        self._set_kept_ids(np.asarray(first + rest, dtype=np.int64))
+
+    def _set_kept_ids(self, kept_ids):
+        """Keep these embedding rows; every other token maps to the new id 1 (unknown)."""
+        self._kept_ids = kept_ids
+        id_map = np.full(len(self._tokenizer), 1, dtype=np.int64)
+        id_map[kept_ids] = np.arange(len(kept_ids))
         self._id_map = id_map
 
     def tokenize(self, texts, max_length):
@@ -216,12 +220,20 @@ class HFEncoder(TextEncoder):
         return f"{self.name}{kept}"
 
     # -- pickling: tokenizer files and config travel as bytes -------------------
-    def __getstate__(self):
+    def _files(self) -> dict:
         with tempfile.TemporaryDirectory() as tmp:
             self._tokenizer.save_pretrained(tmp)
             if self._config is not None:
                 self._config.save_pretrained(tmp)
-            files = {p.name: p.read_bytes() for p in Path(tmp).iterdir() if p.is_file()}
+            return {p.name: p.read_bytes() for p in Path(tmp).iterdir() if p.is_file()}
+
+    def _load_config(self, path):
+        from transformers import AutoConfig, BertConfig
+
+        return (BertConfig if self._force_bert else AutoConfig).from_pretrained(path)
+
+    def __getstate__(self):
+        files = self._files()
         state = {k: v for k, v in self.__dict__.items() if k not in ("_tokenizer", "_config")}
         state["_files"] = files
         state["_has_config"] = self._config is not None
@@ -235,8 +247,39 @@ class HFEncoder(TextEncoder):
             for name, data in files.items():
                 Path(tmp, name).write_bytes(data)
             self._tokenizer = self._load_tokenizer(tmp)
-            self._config = None
-            if has_config:
-                from transformers import AutoConfig, BertConfig
+            self._config = self._load_config(tmp) if has_config else None
 
-                self._config = (BertConfig if self._force_bert else AutoConfig).from_pretrained(tmp)
+    # -- saving without pickle: JSON settings plus the tokenizer and config files -----
+    def to_config(self):
+        """Settings (name, pruning ids) and the tokenizer files plus ``config.json``."""
+        if self._config is None:
+            raise ValueError(f"encoder {self.name!r} has no network configuration yet; fit it first.")
+        config = {
+            "name": self.name, "prune_vocabulary": self.prune_vocabulary,
+            "force_bert": bool(self._force_bert),
+            "kept_ids": None if self._kept_ids is None else self._kept_ids.tolist(),
+        }
+        return config, self._files()
+
+    @classmethod
+    def from_config(cls, config, files):
+        """Rebuild the fitted encoder from :meth:`to_config` output, offline."""
+        if "config.json" not in files:
+            raise ValueError("the saved encoder has no config.json.")
+        encoder = cls.__new__(cls)
+        encoder.name = str(config["name"])
+        encoder.prune_vocabulary = bool(config["prune_vocabulary"])
+        encoder._path, encoder._force_bert = encoder.name, bool(config["force_bert"])
+        encoder._kept_ids = encoder._id_map = None
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, data in files.items():
+                Path(tmp, name).write_bytes(data)
+            encoder._tokenizer = encoder._load_tokenizer(tmp)
+            encoder._config = encoder._load_config(tmp)
+        kept = config.get("kept_ids")
+        if kept is not None:
+            kept = np.asarray(kept, dtype=np.int64)
+            if kept.ndim != 1 or kept.min(initial=0) < 0 or kept.max(initial=0) >= len(encoder._tokenizer):
+                raise ValueError("the saved pruning ids do not fit the saved tokenizer.")
+            encoder._set_kept_ids(kept)
+        return encoder
