@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 import io
+import os
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -13,6 +15,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from ._checkpoint import Checkpointer, fit_fingerprint
 from ._split import stratified_holdout
 from ._training import (
     Trainer,
@@ -111,6 +114,16 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         The caller's global torch RNG state is left untouched.
     verbose : int, default=0
         0 is silent; 1 prints one line per epoch.
+    checkpoint_dir : str, path-like or None, default=None
+        Folder for crash-safe training. The training state (network, optimizer,
+        schedule, RNG states, epoch and position in the epoch) is written there
+        atomically at every epoch end and every ``checkpoint_interval`` seconds;
+        a later ``fit`` with the same arguments, data and an int
+        ``random_state`` resumes from it and ends with the same model as an
+        uninterrupted run. The file is deleted when ``fit`` finishes.
+    checkpoint_interval : float, default=600.0
+        Minimum seconds between two checkpoints inside an epoch (0: after
+        every optimizer step). Epoch ends are always checkpointed.
 
     Attributes
     ----------
@@ -204,6 +217,8 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         "device": [str],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
+        "checkpoint_dir": [str, os.PathLike, None],
+        "checkpoint_interval": [Interval(Real, 0, None, closed="left")],
     }
 
     def __init__(
@@ -234,6 +249,8 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         device="auto",
         random_state=None,
         verbose=0,
+        checkpoint_dir=None,
+        checkpoint_interval=600.0,
     ):
         self.encoder = encoder
         self.max_length = max_length
@@ -260,6 +277,8 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
+        self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_interval = checkpoint_interval
 
     # -- scikit-learn plumbing ------------------------------------------------
     def __sklearn_tags__(self):
@@ -342,6 +361,26 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
             prior_alpha=self.prior_alpha,
         )
 
+    def _make_checkpointer(self, seed, device, texts, y_idx, weights, train_rows, validation):
+        """The :class:`~sktail._checkpoint.Checkpointer` of this run, or None without ``checkpoint_dir``."""
+        if self.checkpoint_dir is None:
+            return None
+        if self.random_state is None:
+            warnings.warn(
+                "checkpoint_dir is set but random_state is None: every fit draws a new seed, so an "
+                "interrupted fit cannot be resumed. Pass an int random_state.", UserWarning, stacklevel=3,
+            )
+        ignored = ("checkpoint_dir", "checkpoint_interval", "verbose", "device", "random_state")
+        params = {k: v for k, v in self.get_params(deep=False).items() if k not in ignored}
+        params["device"] = str(device)
+        fingerprint = fit_fingerprint(
+            params,
+            {"classes": self.classes_, "y": y_idx, "sample_weight": weights, "train_rows": train_rows,
+             "y_val": None if validation is None else validation[1], "seed": np.int64(seed)},
+            {"X": texts, "X_val": [] if validation is None else validation[0]},
+        )
+        return Checkpointer(self.checkpoint_dir, fingerprint, self.checkpoint_interval)
+
     # -- public API ---------------------------------------------------------------
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None, validation_data=None):
@@ -391,11 +430,12 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         train_w = None if weights is None else weights[train_rows]
 
         seed = int(rng.randint(np.iinfo(np.int32).max))
+        checkpointer = self._make_checkpointer(seed, device, texts, y_idx, weights, train_rows, validation)
         fork_devices = [device.index or 0] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=fork_devices):
             torch.manual_seed(seed)
             network = TextClassifierNetwork(encoder.build_network(), len(self.classes_), self.dropout)
-            trainer = Trainer(network, encoder, loss_fn, self._training_config(encoder, device), rng)
+            trainer = Trainer(network, encoder, loss_fn, self._training_config(encoder, device), rng, checkpointer)
             try:
                 self.history_, self.best_epoch_ = trainer.fit((train_ids, y_train, train_w), val_pair)
             finally:
