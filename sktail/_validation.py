@@ -142,8 +142,11 @@ def check_labels(y, n_samples: int, *, name: str = "y", x_name: str = "X") -> np
         raise ValueError(f"{name}[{bad[0]}] is a {type(bad[1]).__name__}; multilabel targets are not supported.")
     if arr.dtype == object:
         kinds = {type(v) for v in arr.tolist()}
-        if len({label_kind(v) for v in arr.tolist()}) > 1:
+        label_kinds = {label_kind(v) for v in arr.tolist()}
+        if len(label_kinds) > 1:
             raise TypeError(f"{name} mixes label types ({', '.join(sorted(k.__name__ for k in kinds))}); use one type.")
+        if label_kinds == {"number"}:  # a list of ints: give it a numeric dtype, as np.asarray would
+            arr = np.asarray(arr.tolist())
     if type_of_target(arr) == "continuous":
         raise ValueError(f"{name} looks continuous (float values); classification needs discrete labels.")
     check_classification_targets(arr)

@@ -31,6 +31,8 @@ from .objective import AutoTailLoss, compute_tail_prior
 __all__ = ["AutoTailClassifier"]
 
 _AUTO = StrOptions({"auto"})
+#: Texts tokenized and scored together by ``decision_function``.
+PREDICT_CHUNK_SIZE = 8192
 _POSITIVE_INT = Interval(Integral, 1, None, closed="left")
 
 
@@ -470,15 +472,20 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self)
         texts = check_texts(X)
-        ids = self.encoder_.tokenize(texts, self.max_length_)
         device = resolve_device(self.device)
         dtype, _ = resolve_precision(self.precision, device)
         network = self.network_.to(device)
+        logits = np.empty((len(texts), len(self.classes_)), dtype=np.float32)
         try:
-            return predict_logits(
-                network, self.encoder_, ids, batch_size=max(64, 2 * self.batch_size_),
-                device=device, autocast_dtype=dtype,
-            )
+            # Tokenize and score a chunk at a time, so memory beyond the output
+            # stays bounded however many texts there are.
+            for start in range(0, len(texts), PREDICT_CHUNK_SIZE):
+                chunk = texts[start : start + PREDICT_CHUNK_SIZE]
+                logits[start : start + len(chunk)] = predict_logits(
+                    network, self.encoder_, self.encoder_.tokenize(chunk, self.max_length_),
+                    batch_size=max(64, 2 * self.batch_size_), device=device, autocast_dtype=dtype,
+                )
+            return logits
         finally:
             if device.type != "cpu":
                 self.network_.to("cpu")
