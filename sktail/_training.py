@@ -385,7 +385,12 @@ class Trainer:
         norm = torch.nn.utils.clip_grad_norm_(self.network.parameters(), self.config.max_grad_norm)
         if not self.config.use_scaler and not torch.isfinite(norm):
             raise NonFiniteError(f"the gradient norm became {float(norm)}")
-        self.scaler.step(self.optimizer)
+        try:
+            self.scaler.step(self.optimizer)
+        except RuntimeError as error:  # e.g. a learning rate too large for float32 arithmetic
+            if "overflow" not in str(error):
+                raise
+            raise NonFiniteError(f"the optimizer step overflowed ({error})") from error
         self.scaler.update()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
