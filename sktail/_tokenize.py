@@ -130,7 +130,8 @@ class JiebaVocabulary:
         Returns
         -------
         list of ndarray of int64
-            Same as ``fit(texts).encode(texts, max_length)``.
+            Same as ``fit(texts).encode(texts, max_length)`` for texts within
+            :func:`char_budget` (the vocabulary is counted on the read part).
         """
         budget = char_budget(max_length)
         token_lists = [self._tokens(text[:budget]) for text in texts]

@@ -528,6 +528,10 @@ class Trainer:
     def fit(self, train, validation=None):
         """Train for ``config.epochs`` epochs, keeping the best validation epoch.
 
+        With a checkpointer, a matching checkpoint is loaded first and training
+        continues from it (mid-epoch included); every epoch end is saved, and
+        the checkpoint is removed when training finishes.
+
         Parameters
         ----------
         train : tuple (ids, y, w)
@@ -586,7 +590,13 @@ class Trainer:
         return self.history, self.best_epoch
 
     def resume(self):
-        """Load the checkpointer's state, if it has one for this run; True if resumed."""
+        """Load the checkpointer's state if it holds one for this run.
+
+        Returns
+        -------
+        bool
+            Whether training continues from a checkpoint.
+        """
         state = self.checkpointer.load()
         if state is None:
             return False

@@ -18,7 +18,7 @@ from sktail._training import Trainer
 
 SETTINGS = {
     "epochs": 3, "batch_size": 4, "validation_fraction": 0.25, "fgm_epsilon": 0.3,
-    "encoder_options": {"embedding_dim": 8}, "random_state": 5,
+    "encoder_options": {"embedding_dim": 8}, "random_state": 5, "device": "cpu",
 }
 
 
