@@ -174,11 +174,16 @@ def test_pandas_fit_inputs():
     assert clf.classes_.tolist() == ["农学", "工学"]
 
 
-def test_odd_texts_with_a_transformer_encoder(tiny_bert_dir):
-    clf = AutoTailClassifier(
+@pytest.fixture(scope="module")
+def bert_model(tiny_bert_dir):
+    return AutoTailClassifier(
         encoder=str(tiny_bert_dir), epochs=1, batch_size=8, learning_rate=1e-3,
         validation_fraction=None, fgm_epsilon=0.1, random_state=0,
     ).fit(TEXTS + ODD_TEXTS, LABELS + ["工学", "农学"] * 5)
+
+
+def test_odd_texts_with_a_transformer_encoder(bert_model):
+    clf = bert_model
     ids = clf.encoder_.tokenize(ODD_TEXTS, clf.max_length_)
     assert max(len(a) for a in ids) == clf.max_length_
     proba = clf.predict_proba(ODD_TEXTS)
@@ -186,14 +191,16 @@ def test_odd_texts_with_a_transformer_encoder(tiny_bert_dir):
 
 
 # -- properties over arbitrary unicode -------------------------------------------------
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@pytest.mark.parametrize("model", ["bag_model", "bert_model"])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(texts=st.lists(st.text(max_size=40), min_size=1, max_size=6))
-def test_predict_proba_on_arbitrary_unicode(bag_model, texts):
-    proba = bag_model.predict_proba(texts)
+def test_predict_proba_on_arbitrary_unicode(request, model, texts):
+    clf = request.getfixturevalue(model)
+    proba = clf.predict_proba(texts)
     assert proba.shape == (len(texts), 2)
     assert np.all(np.isfinite(proba))
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
-    assert set(bag_model.predict(texts)) <= set(bag_model.classes_)
+    assert set(clf.predict(texts)) <= set(clf.classes_)
 
 
 @settings(max_examples=5, deadline=None)
