@@ -433,6 +433,7 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
 
         seed = int(rng.randint(np.iinfo(np.int32).max))
         checkpointer = self._make_checkpointer(seed, device, texts, y_idx, weights, train_rows, validation)
+        self.__dict__.pop("network_", None)  # a refit that fails must not leave the old network looking fitted
         fork_devices = [device.index or 0] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=fork_devices):
             torch.manual_seed(seed)

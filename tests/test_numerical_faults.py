@@ -65,9 +65,10 @@ CASES = {"argnames": "cls, name, fault, calls, message", "argvalues": [f[1:] for
 
 
 @pytest.mark.parametrize(**CASES)
-def test_fault_in_the_first_epoch_raises_and_leaves_the_estimator_unfitted(corpus, monkeypatch, cls, name, fault, calls, message):
+def test_fault_in_the_first_epoch_raises_and_leaves_the_refit_estimator_unfitted(corpus, monkeypatch, cls, name, fault, calls, message):
+    clf = AutoTailClassifier(**{**SETTINGS, "epochs": 1}, validation_fraction=None).fit(*corpus)
     _after_calls(monkeypatch, cls, name, calls[0], fault)
-    clf = AutoTailClassifier(**SETTINGS, validation_fraction=None)
+    clf.set_params(epochs=SETTINGS["epochs"])
     with pytest.raises(NonFiniteError, match=f"Training stopped at epoch 1: the {message}"):
         clf.fit(*corpus)
     with pytest.raises(NotFittedError):
