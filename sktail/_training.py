@@ -340,6 +340,9 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.use_scaler)
         self.scheduler = None
         self.forward_passes = 0
+        # Progress of fit (saved in checkpoints): next epoch, position inside it, results so far.
+        self.epoch, self.progress = 1, None
+        self.history, self.best_state, self.best_epoch, self.best_score = [], None, config.epochs, -np.inf
 
     # -- one batch ---------------------------------------------------------
     def compute_loss(self, batch, target, weight):
@@ -424,6 +427,7 @@ class Trainer:
                 progress["next"] = i + 1
                 if i + 1 < len(batches):
                     self.on_step_end()
+        self.progress = None
         return progress["total"] / max(1, len(batches))
 
     def check_finite_weights(self):
