@@ -350,8 +350,8 @@ class DistributedTrainer(Trainer):
     the same validation metrics and keeps the same best epoch.
     """
 
-    def __init__(self, network, encoder, loss_fn, config, rng, context: DistributedContext):
-        super().__init__(network, encoder, loss_fn, config, rng)
+    def __init__(self, network, encoder, loss_fn, config, rng, context: DistributedContext, checkpointer=None):
+        super().__init__(network, encoder, loss_fn, config, rng, checkpointer)
         from torch.nn.parallel import DistributedDataParallel
 
         self.context = context

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 import io
+import os
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -14,6 +16,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._ddp import DistributedTrainer, init_distributed, main_process_first, shared_random_state
+from ._checkpoint import Checkpointer, fit_fingerprint
 from ._split import stratified_holdout
 from ._training import (
     Trainer,
@@ -22,13 +25,15 @@ from ._training import (
     resolve_device,
     resolve_precision,
 )
-from ._validation import check_labels, check_sample_weight, check_texts
+from ._validation import check_labels, check_sample_weight, check_texts, label_kind
 from .encoders._base import TextClassifierNetwork
 from .objective import AutoTailLoss, compute_tail_prior
 
 __all__ = ["AutoTailClassifier"]
 
 _AUTO = StrOptions({"auto"})
+#: Texts tokenized and scored together by ``decision_function``.
+PREDICT_CHUNK_SIZE = 8192
 _POSITIVE_INT = Interval(Integral, 1, None, closed="left")
 
 
@@ -129,6 +134,16 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         The caller's global torch RNG state is left untouched.
     verbose : int, default=0
         0 is silent; 1 prints one line per epoch.
+    checkpoint_dir : str, path-like or None, default=None
+        Folder for crash-safe training. The training state (network, optimizer,
+        schedule, RNG states, epoch and position in the epoch) is written there
+        atomically at every epoch end and every ``checkpoint_interval`` seconds;
+        a later ``fit`` with the same arguments, data and an int
+        ``random_state`` resumes from it and ends with the same model as an
+        uninterrupted run. The file is deleted when ``fit`` finishes.
+    checkpoint_interval : float, default=600.0
+        Minimum seconds between two checkpoints inside an epoch (0: after
+        every optimizer step). Epoch ends are always checkpointed.
 
     Attributes
     ----------
@@ -227,6 +242,8 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         "keep_on_device": ["boolean"],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
+        "checkpoint_dir": [str, os.PathLike, None],
+        "checkpoint_interval": [Interval(Real, 0, None, closed="left")],
     }
 
     def __init__(
@@ -259,6 +276,8 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         keep_on_device=False,
         random_state=None,
         verbose=0,
+        checkpoint_dir=None,
+        checkpoint_interval=600.0,
     ):
         self.encoder = encoder
         self.max_length = max_length
@@ -287,6 +306,8 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         self.keep_on_device = keep_on_device
         self.random_state = random_state
         self.verbose = verbose
+        self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_interval = checkpoint_interval
 
     # -- scikit-learn plumbing ------------------------------------------------
     def __sklearn_tags__(self):
@@ -333,11 +354,15 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
             raise ValueError("validation_data must be a pair (X_val, y_val).")
         texts = check_texts(validation_data[0], name="X_val")
-        labels = check_labels(validation_data[1], len(texts), name="y_val")
-        unseen = sorted({str(v) for v in labels} - {str(c) for c in self.classes_})
+        labels = check_labels(validation_data[1], len(texts), name="y_val", x_name="X_val")
+        kind, val_kind = label_kind(self.classes_[0]), label_kind(labels[0])
+        if kind != val_kind:
+            raise TypeError(f"y_val holds {val_kind} labels but y holds {kind} labels; use the same type.")
+        index = {c: i for i, c in enumerate(self.classes_.tolist())}
+        unseen = sorted({str(v) for v in labels.tolist() if v not in index})
         if unseen:
             raise ValueError(f"y_val has labels not present in y: {unseen[:5]}.")
-        return texts, np.searchsorted(self.classes_, labels)
+        return texts, np.fromiter((index[v] for v in labels.tolist()), dtype=np.int64, count=len(labels))
 
     def _training_config(self, encoder, device) -> TrainingConfig:
         dtype, use_scaler = resolve_precision(self.precision, device)
@@ -364,6 +389,26 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
             bs_weight=self.bs_weight, bs_temperature=self.bs_temperature,
             prior_alpha=self.prior_alpha,
         )
+
+    def _make_checkpointer(self, seed, device, texts, y_idx, weights, train_rows, validation):
+        """The :class:`~sktail._checkpoint.Checkpointer` of this run, or None without ``checkpoint_dir``."""
+        if self.checkpoint_dir is None:
+            return None
+        if self.random_state is None:
+            warnings.warn(
+                "checkpoint_dir is set but random_state is None: every fit draws a new seed, so an "
+                "interrupted fit cannot be resumed. Pass an int random_state.", UserWarning, stacklevel=3,
+            )
+        ignored = ("checkpoint_dir", "checkpoint_interval", "verbose", "device", "random_state")
+        params = {k: v for k, v in self.get_params(deep=False).items() if k not in ignored}
+        params["device"] = str(device)
+        fingerprint = fit_fingerprint(
+            params,
+            {"classes": self.classes_, "y": y_idx, "sample_weight": weights, "train_rows": train_rows,
+             "y_val": None if validation is None else validation[1], "seed": np.int64(seed)},
+            {"X": texts, "X_val": [] if validation is None else validation[0]},
+        )
+        return Checkpointer(self.checkpoint_dir, fingerprint, self.checkpoint_interval)
 
     # -- public API ---------------------------------------------------------------
     @_fit_context(prefer_skip_nested_validation=True)
@@ -418,15 +463,17 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         train_w = None if weights is None else weights[train_rows]
 
         seed = int(rng.randint(np.iinfo(np.int32).max))
+        checkpointer = self._make_checkpointer(seed, device, texts, y_idx, weights, train_rows, validation)
+        self.__dict__.pop("network_", None)  # a refit that fails must not leave the old network looking fitted
         fork_devices = [device.index or 0] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=fork_devices):
             torch.manual_seed(seed)
             network = TextClassifierNetwork(encoder.build_network(), len(self.classes_), self.dropout)
             config = self._training_config(encoder, device)
             if context is None:
-                trainer = Trainer(network, encoder, loss_fn, config, rng)
+                trainer = Trainer(network, encoder, loss_fn, config, rng, checkpointer)
             else:
-                trainer = DistributedTrainer(network, encoder, loss_fn, config, rng, context)
+                trainer = DistributedTrainer(network, encoder, loss_fn, config, rng, context, checkpointer)
             try:
                 self.history_, self.best_epoch_ = trainer.fit((train_ids, y_train, train_w), val_pair)
             finally:
@@ -473,15 +520,20 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         """Logits of shape (n_samples, n_classes), columns following ``classes_``."""
         check_is_fitted(self)
         texts = check_texts(X)
-        ids = self.encoder_.tokenize(texts, self.max_length_)
         device = resolve_device(self.device)
         dtype, _ = resolve_precision(self.precision, device)
         network = self.network_.to(device)
+        logits = np.empty((len(texts), len(self.classes_)), dtype=np.float32)
         try:
-            return predict_logits(
-                network, self.encoder_, ids, batch_size=max(64, 2 * self.batch_size_),
-                device=device, autocast_dtype=dtype,
-            )
+            # Tokenize and score a chunk at a time, so memory beyond the output
+            # stays bounded however many texts there are.
+            for start in range(0, len(texts), PREDICT_CHUNK_SIZE):
+                chunk = texts[start : start + PREDICT_CHUNK_SIZE]
+                logits[start : start + len(chunk)] = predict_logits(
+                    network, self.encoder_, self.encoder_.tokenize(chunk, self.max_length_),
+                    batch_size=max(64, 2 * self.batch_size_), device=device, autocast_dtype=dtype,
+                )
+            return logits
         finally:
             if device.type != "cpu" and not self.keep_on_device:
                 self.network_.to("cpu")
@@ -535,6 +587,31 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         logits = self._logits(X)
         return self.classes_[logits.argmax(axis=1)]
 
+    def save(self, path):
+        """Write the fitted classifier to a pickle-free model file.
+
+        The file holds JSON settings, safetensors weights and the encoder's
+        tokenizer data, with a format version and checksums; it is written
+        atomically. Read it back with :func:`sktail.load`.
+
+        Parameters
+        ----------
+        path : str or path-like
+            Destination file (conventionally ``*.sktail``).
+
+        Returns
+        -------
+        pathlib.Path
+            ``path``.
+        """
+        from ._persistence import save
+
+        return save(self, path)
+
+    def __sklearn_is_fitted__(self):
+        """Fitted once a trained network exists (a failed ``fit`` leaves it unfitted)."""
+        return hasattr(self, "network_")
+
     # -- pickling: CPU weights as a torch blob, the network rebuilt on load ------
     def __getstate__(self):
         state = dict(super().__getstate__())
@@ -556,6 +633,10 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         # written where CUDA existed loads where it does not); predictions
         # move the network to ``device`` when needed.
         state_dict = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
+        return self._network_from_state_dict(state_dict)
+
+    def _network_from_state_dict(self, state_dict):
+        """Build the network from the fitted encoder's configuration and load ``state_dict``."""
         with torch.random.fork_rng(devices=[]):
             network = TextClassifierNetwork(
                 self.encoder_.build_network(pretrained=False), len(self.classes_), self.dropout

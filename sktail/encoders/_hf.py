@@ -304,10 +304,15 @@ class HFEncoder(TextEncoder):
         # the ids 0..pad (padding included) where they were: the embedding's
         # padding_idx and RoBERTa's position ids (counted from pad + 1) hold.
         keep = np.concatenate([*ids, np.asarray(special, dtype=np.int64), np.arange(tok.pad_token_id + 1)])
-        self._kept_ids = np.unique(keep)
-        new_unk = int(np.searchsorted(self._kept_ids, tok.unk_token_id))
-        id_map = np.full(max(len(tok), int(self._kept_ids[-1]) + 1), new_unk, dtype=np.int64)
-        id_map[self._kept_ids] = np.arange(len(self._kept_ids))
+        self._set_kept_ids(np.unique(keep))
+
+    def _set_kept_ids(self, kept_ids):
+        """Keep these (sorted) embedding rows; every other token maps to the unknown token."""
+        tok = self._tokenizer
+        self._kept_ids = kept_ids
+        new_unk = int(np.searchsorted(kept_ids, tok.unk_token_id))
+        id_map = np.full(max(len(tok), int(kept_ids[-1]) + 1), new_unk, dtype=np.int64)
+        id_map[kept_ids] = np.arange(len(kept_ids))
         self._id_map = id_map
 
     def tokenize(self, texts, max_length):
@@ -346,12 +351,15 @@ class HFEncoder(TextEncoder):
         return f"{self.name}{kept}"
 
     # -- pickling: tokenizer files and config travel as bytes -------------------
-    def __getstate__(self):
+    def _files(self) -> dict:
         with tempfile.TemporaryDirectory() as tmp:
             self._tokenizer.save_pretrained(tmp)
             if self._config is not None:
                 self._config.save_pretrained(tmp)
-            files = {p.name: p.read_bytes() for p in Path(tmp).iterdir() if p.is_file()}
+            return {p.name: p.read_bytes() for p in Path(tmp).iterdir() if p.is_file()}
+
+    def __getstate__(self):
+        files = self._files()
         state = {k: v for k, v in self.__dict__.items() if k not in ("_tokenizer", "_config")}
         state["_files"] = files
         state["_has_config"] = self._config is not None
@@ -366,3 +374,39 @@ class HFEncoder(TextEncoder):
                 Path(tmp, name).write_bytes(data)
             self._tokenizer = self._load_tokenizer(tmp, check_config=has_config)
             self._config = self._load_config(tmp) if has_config else None
+
+    # -- saving without pickle: JSON settings plus the tokenizer and config files -----
+    def to_config(self):
+        """Settings (name, pruning ids) and the tokenizer files plus ``config.json``."""
+        if self._config is None:
+            raise ValueError(f"encoder {self.name!r} has no network configuration yet; fit it first.")
+        config = {
+            "name": self.name, "prune_vocabulary": self.prune_vocabulary,
+            "force_bert": bool(self._bert_classes),
+            "kept_ids": None if self._kept_ids is None else self._kept_ids.tolist(),
+        }
+        return config, self._files()
+
+    @classmethod
+    def from_config(cls, config, files):
+        """Rebuild the fitted encoder from :meth:`to_config` output, offline."""
+        if "config.json" not in files:
+            raise ValueError("the saved encoder has no config.json.")
+        encoder = cls.__new__(cls)
+        encoder.name = str(config["name"])
+        encoder.prune_vocabulary = bool(config["prune_vocabulary"])
+        encoder._path, encoder._bert_classes = encoder.name, bool(config["force_bert"])
+        encoder._kept_ids = encoder._id_map = None
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, data in files.items():
+                Path(tmp, name).write_bytes(data)
+            encoder._tokenizer = encoder._load_tokenizer(tmp)
+            encoder._config = encoder._load_config(tmp)
+        kept = config.get("kept_ids")
+        if kept is not None:
+            kept = np.asarray(kept, dtype=np.int64)
+            if (kept.ndim != 1 or kept.size == 0 or kept.min() < 0 or np.any(np.diff(kept) <= 0)
+                    or kept.max() >= len(encoder._tokenizer)):
+                raise ValueError("the saved pruning ids do not fit the saved tokenizer.")
+            encoder._set_kept_ids(kept)
+        return encoder
