@@ -15,8 +15,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._ddp import DistributedTrainer, init_distributed, main_process_first, shared_random_state
 from ._checkpoint import Checkpointer, fit_fingerprint
+from ._ddp import DistributedTrainer, init_distributed, main_process_first, shared_random_state
 from ._split import stratified_holdout
 from ._training import (
     Trainer,
