@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ __all__ = [
     "length_sorted_batches",
     "linear_warmup_decay",
     "predict_logits",
+    "progress_bar",
     "resolve_device",
     "resolve_precision",
 ]
@@ -156,6 +158,50 @@ def length_sorted_batches(lengths, batch_size: int):
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
+# -- progress ------------------------------------------------------------------
+def progress_bar(iterable, *, enabled: bool, desc: str, unit: str = "batch", leave: bool = True):
+    """Wrap ``iterable`` in a :mod:`tqdm` bar on stderr when ``enabled``.
+
+    :mod:`tqdm` is imported only here, and only when a bar is asked for; when it
+    is not installed (``pip install "sktail[progress]"``) the iterable is
+    returned unchanged.
+
+    Parameters
+    ----------
+    iterable : iterable
+        What to iterate over.
+    enabled : bool
+        Show a bar (``verbose >= 1``) or not.
+    desc : str
+        Label of the bar.
+    unit : str, default="batch"
+        What one step counts.
+    leave : bool, default=True
+        Keep the finished bar on screen.
+
+    Returns
+    -------
+    iterable
+        ``iterable`` itself or a :class:`tqdm.tqdm` over it.
+    """
+    if not enabled:
+        return iterable
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return iterable
+    return tqdm(iterable, desc=desc, unit=unit, leave=leave, dynamic_ncols=True)
+
+
+def _write_line(line: str):
+    """Print ``line`` to stdout without breaking an active progress bar."""
+    tqdm = sys.modules.get("tqdm")
+    if tqdm is not None:
+        tqdm.tqdm.write(line, file=sys.stdout)
+    else:
+        print(line, flush=True)
+
+
 def _to_device(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
@@ -219,7 +265,7 @@ def linear_warmup_decay(total_steps: int, warmup_ratio: float):
 
 
 # -- inference -----------------------------------------------------------------
-def predict_logits(network, encoder, ids, *, batch_size: int, device, autocast_dtype=None):
+def predict_logits(network, encoder, ids, *, batch_size: int, device, autocast_dtype=None, progress=False):
     """Raw logits of every text, computed in length-sorted batches.
 
     Parameters
@@ -236,6 +282,8 @@ def predict_logits(network, encoder, ids, *, batch_size: int, device, autocast_d
         Where to run.
     autocast_dtype : torch.dtype, default=None
         Mixed precision for the forward pass.
+    progress : bool, default=False
+        Show a progress bar over the batches (see :func:`progress_bar`).
 
     Returns
     -------
@@ -248,7 +296,8 @@ def predict_logits(network, encoder, ids, *, batch_size: int, device, autocast_d
     network.eval()
     try:
         with torch.inference_mode():
-            for rows in length_sorted_batches([len(a) for a in ids], batch_size):
+            batches = length_sorted_batches([len(a) for a in ids], batch_size)
+            for rows in progress_bar(batches, enabled=progress, desc="predict", leave=False):
                 batch = _to_device(encoder.collate([ids[i] for i in rows]), device)
                 with _autocast(device, autocast_dtype):
                     logits = network(batch)
@@ -278,7 +327,8 @@ class TrainingConfig:
     use_scaler : bool
         Whether fp16 gradient scaling is used.
     verbose : int
-        0 is silent; 1 prints one line per epoch.
+        0 is silent; 1 or more prints one line per epoch and shows progress
+        bars over the epochs and the batches.
     """
 
     epochs: int
@@ -402,10 +452,13 @@ class Trainer:
         batches = length_bucketed_batches([len(a) for a in ids], self.config.batch_size, self.rng)
         accum = self.config.grad_accumulation_steps
         total = 0.0
-        for i, rows in enumerate(batches):
+        bar = progress_bar(batches, enabled=self.config.verbose >= 1, desc="batches", leave=False)
+        for i, rows in enumerate(bar):
             total += self.train_step(*self._batches(ids, y, w, rows))
             if (i + 1) % accum == 0 or i + 1 == len(batches):
                 self.optimizer_step()
+            if bar is not batches:
+                bar.set_postfix(loss=f"{total / (i + 1):.4f}", refresh=False)
         return total / max(1, len(batches))
 
     def evaluate(self, ids, y) -> dict:
@@ -450,7 +503,8 @@ class Trainer:
             self.optimizer, linear_warmup_decay(total_steps, self.config.warmup_ratio)
         )
         history, best_state, best_epoch, best_score = [], None, self.config.epochs, -np.inf
-        for epoch in range(1, self.config.epochs + 1):
+        epochs = range(1, self.config.epochs + 1)
+        for epoch in progress_bar(epochs, enabled=self.config.verbose >= 1, desc="epochs", unit="epoch"):
             start = time.perf_counter()
             try:
                 train_loss = self.run_epoch(ids, y, w)
@@ -486,4 +540,4 @@ class Trainer:
         line += " ({seconds:.1f}s)".format(**record)
         logger.info(line)
         if self.config.verbose:
-            print(line, flush=True)
+            _write_line(line)

@@ -110,7 +110,9 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         Seeds the hold-out split, the batch order, initialisation and dropout.
         The caller's global torch RNG state is left untouched.
     verbose : int, default=0
-        0 is silent; 1 prints one line per epoch.
+        0 is silent; 1 or more prints one line per epoch and shows progress
+        bars (epochs, batches, prediction) on stderr when :mod:`tqdm` is
+        installed. Messages also go to ``logging.getLogger("sktail")``.
 
     Attributes
     ----------
@@ -433,7 +435,7 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         try:
             return predict_logits(
                 network, self.encoder_, ids, batch_size=max(64, 2 * self.batch_size_),
-                device=device, autocast_dtype=dtype,
+                device=device, autocast_dtype=dtype, progress=self.verbose >= 1,
             )
         finally:
             if device.type != "cpu":
