@@ -14,13 +14,13 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sktail import AutoTailClassifier
 from sktail.datasets import make_long_tail_text
 
-texts, labels = make_long_tail_text((60, 30, 15, 9), noise=0.1, random_state=2)
+texts, labels = make_long_tail_text((40, 20, 10, 6), noise=0.1, random_state=2)
 
 search = GridSearchCV(
-    AutoTailClassifier(epochs=4, validation_fraction=None, random_state=0),
+    AutoTailClassifier(epochs=8, validation_fraction=None, random_state=0),
     {"tail_gate": [False, "auto"], "fgm_epsilon": [0.0, 0.3]},
     scoring="balanced_accuracy",
-    cv=StratifiedKFold(3, shuffle=True, random_state=0),
+    cv=StratifiedKFold(2, shuffle=True, random_state=0),
 )
 search.fit(texts, labels)
 

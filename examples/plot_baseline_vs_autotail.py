@@ -15,7 +15,7 @@ from sktail import AutoTailClassifier
 from sktail.datasets import make_long_tail_text
 from sktail.metrics import evaluation_report, mcnemar_exact
 
-texts, labels = make_long_tail_text((120, 50, 25, 12, 8, 5), noise=0.15, random_state=1)
+texts, labels = make_long_tail_text((80, 35, 18, 10, 7), noise=0.15, random_state=1)
 x_train, x_test, y_train, y_test = train_test_split(
     texts, labels, test_size=0.3, stratify=labels, random_state=1
 )
@@ -28,7 +28,7 @@ models = {
 }
 predictions = {}
 for name, clf in models.items():
-    clf.set_params(epochs=8, validation_fraction=None, random_state=0)
+    clf.set_params(epochs=20, validation_fraction=None, random_state=0)
     clf.fit(x_train, y_train)
     predictions[name] = clf.predict(x_test)
     report = evaluation_report(y_test, predictions[name], (clf.classes_, clf.class_counts_))

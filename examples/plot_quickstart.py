@@ -22,7 +22,7 @@ x_train, x_test, y_train, y_test = train_test_split(
 
 # %%
 # Fit with the paper's objective; the estimator reports what it derived from the counts.
-clf = AutoTailClassifier(epochs=10, validation_fraction=None, random_state=0)
+clf = AutoTailClassifier(epochs=30, validation_fraction=None, random_state=0)
 clf.fit(x_train, y_train)
 print(f"imbalance index {clf.imbalance_index_:.3f}, tail gate on: {clf.tail_gate_on_}")
 print("tail classes:", list(clf.tail_classes_))
