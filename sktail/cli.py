@@ -375,6 +375,8 @@ def build_parser():
     Returns
     -------
     argparse.ArgumentParser
+        The parser of ``sktail`` and its subcommands; each subcommand's
+        namespace carries its handler in ``func``.
     """
     common = argparse.ArgumentParser(add_help=False)
     noise = common.add_argument_group("output")
