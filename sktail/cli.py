@@ -104,9 +104,12 @@ def _read_inputs(path, fmt):
     if fmt is None and path.suffix.lower() not in (".txt", ".tsv", ".jsonl"):
         fmt = "txt"
     try:
-        return load_texts(path, format=fmt)
+        texts = load_texts(path, format=fmt)
     except ValueError as error:
         raise UsageError(str(error)) from error
+    if not texts:
+        raise UsageError(f"input file '{path}' has no texts")
+    return texts
 
 
 def _parse_value(text):

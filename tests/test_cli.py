@@ -169,6 +169,10 @@ def test_predict_bad_inputs_exit_2(files, capsys):
     assert code == 2 and "input file" in err
     code, _, err = _run(capsys, "predict", files["test"], files["test"])
     assert code == 2 and "not a readable sktail model file" in err
+    empty = files["root"] / "empty.txt"
+    empty.write_text("\n", encoding="utf-8")
+    code, _, err = _run(capsys, "predict", files["model"], empty)
+    assert code == 2 and "has no texts" in err
     bad = files["root"] / "bad.jsonl"
     bad.write_text('{"title": "x"}\n', encoding="utf-8")
     code, _, err = _run(capsys, "predict", files["model"], bad)
