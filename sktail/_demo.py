@@ -104,7 +104,7 @@ def run_demo(data, *, random_state=0, verbose=0, say=print, **params):
 
     rows, predictions = [], []
     for name, settings in (("label smoothing (baseline)", BASELINE), ("AutoTail-BSFGM", {})):
-        say(f"training {name} ...")
+        say(f"training {name} on {len(data.train_texts)} texts ...")
         start = time.perf_counter()
         clf = AutoTailClassifier(random_state=random_state, verbose=verbose, **{**params, **settings})
         clf.fit(data.train_texts, data.train_labels)
