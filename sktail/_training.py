@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ __all__ = [
     "length_sorted_batches",
     "linear_warmup_decay",
     "predict_logits",
+    "progress_bar",
     "resolve_device",
     "resolve_precision",
 ]
@@ -159,6 +161,50 @@ def length_sorted_batches(lengths, batch_size: int):
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
+# -- progress ------------------------------------------------------------------
+def progress_bar(iterable, *, enabled: bool, desc: str, unit: str = "batch", leave: bool = True):
+    """Wrap ``iterable`` in a :mod:`tqdm` bar on stderr when ``enabled``.
+
+    :mod:`tqdm` is imported only here, and only when a bar is asked for; when it
+    is not installed (``pip install "sktail[progress]"``) the iterable is
+    returned unchanged.
+
+    Parameters
+    ----------
+    iterable : iterable
+        What to iterate over.
+    enabled : bool
+        Show a bar (``verbose >= 1``) or not.
+    desc : str
+        Label of the bar.
+    unit : str, default="batch"
+        What one step counts.
+    leave : bool, default=True
+        Keep the finished bar on screen.
+
+    Returns
+    -------
+    iterable
+        ``iterable`` itself or a :class:`tqdm.tqdm` over it.
+    """
+    if not enabled:
+        return iterable
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return iterable
+    return tqdm(iterable, desc=desc, unit=unit, leave=leave, dynamic_ncols=True)
+
+
+def _write_line(line: str):
+    """Print ``line`` to stdout without breaking an active progress bar."""
+    tqdm = sys.modules.get("tqdm")
+    if tqdm is not None:
+        tqdm.tqdm.write(line, file=sys.stdout)
+    else:
+        print(line, flush=True)
+
+
 def _to_device(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
@@ -229,7 +275,7 @@ def linear_warmup_decay(total_steps: int, warmup_ratio: float):
 
 
 # -- inference -----------------------------------------------------------------
-def predict_logits(network, encoder, ids, *, batch_size: int, device, autocast_dtype=None):
+def predict_logits(network, encoder, ids, *, batch_size: int, device, autocast_dtype=None, progress=False):
     """Raw logits of every text, computed in length-sorted batches.
 
     Parameters
@@ -246,6 +292,8 @@ def predict_logits(network, encoder, ids, *, batch_size: int, device, autocast_d
         Where to run.
     autocast_dtype : torch.dtype, default=None
         Mixed precision for the forward pass.
+    progress : bool, default=False
+        Show a progress bar over the batches (see :func:`progress_bar`).
 
     Returns
     -------
@@ -258,7 +306,8 @@ def predict_logits(network, encoder, ids, *, batch_size: int, device, autocast_d
     network.eval()
     try:
         with torch.inference_mode():
-            for rows in length_sorted_batches([len(a) for a in ids], batch_size):
+            batches = length_sorted_batches([len(a) for a in ids], batch_size)
+            for rows in progress_bar(batches, enabled=progress, desc="predict", leave=False):
                 batch = _to_device(encoder.collate([ids[i] for i in rows]), device)
                 with _autocast(device, autocast_dtype):
                     logits = network(batch)
@@ -288,7 +337,8 @@ class TrainingConfig:
     use_scaler : bool
         Whether fp16 gradient scaling is used.
     verbose : int
-        0 is silent; 1 prints one line per epoch.
+        0 is silent; 1 or more prints one line per epoch and shows progress
+        bars over the epochs and the batches.
     """
 
     epochs: int
@@ -438,13 +488,17 @@ class Trainer:
         progress = self.progress
         batches = progress["batches"]
         accum = self.config.grad_accumulation_steps
-        for i in range(progress["next"], len(batches)):
+        steps = range(progress["next"], len(batches))
+        bar = progress_bar(steps, enabled=self.config.verbose >= 1 and self.is_main_process, desc="batches", leave=False)
+        for i in bar:
             progress["total"] += self.train_step(*self._batches(ids, y, w, batches[i]))
             if (i + 1) % accum == 0 or i + 1 == len(batches):
                 self.optimizer_step()
                 progress["next"] = i + 1
                 if i + 1 < len(batches):
                     self.on_step_end()
+            if bar is not steps:
+                bar.set_postfix(loss=f"{progress['total'] / (i + 1):.4f}", refresh=False)
         self.progress = None
         return progress["total"] / max(1, len(batches))
 
@@ -636,4 +690,4 @@ class Trainer:
         line += " ({seconds:.1f}s)".format(**record)
         logger.info(line)
         if self.config.verbose:
-            print(line, flush=True)
+            _write_line(line)

@@ -133,7 +133,9 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         Seeds the hold-out split, the batch order, initialisation and dropout.
         The caller's global torch RNG state is left untouched.
     verbose : int, default=0
-        0 is silent; 1 prints one line per epoch.
+        0 is silent; 1 or more prints one line per epoch and shows progress
+        bars (batches, prediction) on stderr when :mod:`tqdm` is
+        installed. Messages also go to ``logging.getLogger("sktail")``.
     checkpoint_dir : str, path-like or None, default=None
         Folder for crash-safe training. The training state (network, optimizer,
         schedule, RNG states, epoch and position in the epoch) is written there
@@ -532,6 +534,7 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
                 logits[start : start + len(chunk)] = predict_logits(
                     network, self.encoder_, self.encoder_.tokenize(chunk, self.max_length_),
                     batch_size=max(64, 2 * self.batch_size_), device=device, autocast_dtype=dtype,
+                    progress=self.verbose >= 1,
                 )
             return logits
         finally:

@@ -171,7 +171,7 @@ def test_clone_then_refit_gives_equal_results(fitted, _long_tail_corpus):
 
 def test_joblib_round_trip_is_bit_identical(fitted, long_tail_corpus, tmp_path):
     texts, _ = long_tail_corpus
-    path = tmp_path / "model.joblib"
+    path = tmp_path / "model.sktail"
     joblib.dump(fitted, path)
     restored = joblib.load(path)
     np.testing.assert_array_equal(restored.decision_function(texts), fitted.decision_function(texts))

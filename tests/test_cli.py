@@ -1,0 +1,295 @@
+"""The ``sktail`` command line: every subcommand, input formats, exit codes."""
+
+import json
+import subprocess
+import sys
+from urllib.error import URLError
+
+import numpy as np
+import pytest
+
+from sktail import _demo, cli
+from sktail.cli import UsageError, main, parse_settings
+from sktail.datasets import load_tsv, make_long_tail_text
+
+FAST = ["--set", "epochs=2", "--set", "validation_fraction=0", "--seed", "0", "-q"]
+
+
+def _write_tsv(path, texts, labels):
+    path.write_text("".join(f"{t}\t{y}\n" for t, y in zip(texts, labels)), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """Train/test TSV files and a model fitted on them through ``sktail fit``."""
+    root = tmp_path_factory.mktemp("cli")
+    train = _write_tsv(root / "train.tsv", *make_long_tail_text((40, 20, 10, 5, 3), noise=0.0, random_state=0))
+    test = _write_tsv(root / "test.tsv", *make_long_tail_text((8, 6, 4, 3, 2), noise=0.0, random_state=1))
+    model = root / "model.sktail"
+    assert main(["fit", str(train), "-o", str(model), *FAST]) == 0
+    return {"root": root, "train": train, "test": test, "model": model}
+
+
+def _run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# -- help and entry points ----------------------------------------------------------
+@pytest.mark.parametrize("command", [[], ["fit"], ["predict"], ["evaluate"], ["info"], ["demo"]])
+def test_help_everywhere(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, "--help"])
+    assert exit_info.value.code == 0
+    assert f"usage: sktail {' '.join(command)}".strip() in capsys.readouterr().out
+
+
+def test_python_dash_m_runs_the_cli():
+    result = subprocess.run(
+        [sys.executable, "-m", "sktail", "info", "no-such-model.sktail"], capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert "model file 'no-such-model.sktail' not found" in result.stderr
+
+
+def test_missing_command_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([])
+    assert exit_info.value.code == 2
+    assert "required" in capsys.readouterr().err
+
+
+# -- fit --------------------------------------------------------------------------
+def test_fit_writes_a_silent_fitted_model(files):
+    clf = cli._load_model(files["model"])
+    assert clf.n_iter_ == 2 and clf.verbose == 0
+    assert len(clf.classes_) == 5 and clf.class_counts_.sum() == 78
+
+
+def test_fit_with_validation_file_and_encoder_options(files, capsys):
+    model = files["root"] / "validated.sktail"
+    code, _, err = _run(
+        capsys, "fit", files["train"], "-o", model, "--validation", files["test"],
+        "--set", "epochs=2", "--set", "encoder_options.embedding_dim=16", "--seed", "0",
+    )
+    assert code == 0
+    assert f"saved {model}" in err
+    clf = cli._load_model(model)
+    assert clf.encoder_options == {"embedding_dim": 16}
+    assert all("val_accuracy" in h for h in clf.history_)
+
+
+def test_fit_verbose_prints_epoch_lines_and_progress(files, capsys):
+    model = files["root"] / "verbose.sktail"
+    code, out, err = _run(capsys, "fit", files["train"], "-o", model, "--set", "epochs=2",
+                          "--set", "validation_fraction=0", "--seed", "0")
+    assert code == 0
+    assert "epoch 1: train_loss=" in out and "epoch 2: train_loss=" in out
+    assert "batches" in err  # tqdm bars go to stderr
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--set", "foo=1"], "unknown parameter 'foo'"),
+        (["--set", "epochs"], "--set expects KEY=VALUE"),
+        (["--set", "epochs=-1"], "'epochs' parameter"),
+        (["--set", "encoder_options.size=3"], "encoder_options ['size'] are not valid"),
+    ],
+)
+def test_fit_bad_settings_exit_2(files, capsys, extra, message):
+    code, _, err = _run(capsys, "fit", files["train"], "-o", files["root"] / "bad.sktail", *extra)
+    assert code == 2
+    assert "sktail fit: error:" in err and message in err
+
+
+def test_fit_missing_or_malformed_training_file_exit_2(files, capsys):
+    code, _, err = _run(capsys, "fit", files["root"] / "nope.tsv", "-o", files["root"] / "m.sktail")
+    assert code == 2 and "training file" in err and "nope.tsv' not found" in err
+    bad = files["root"] / "bad.tsv"
+    bad.write_text("一行没有标签\n", encoding="utf-8")
+    code, _, err = _run(capsys, "fit", bad, "-o", files["root"] / "m.sktail")
+    assert code == 2 and "line 1 has no tab" in err
+    one = _write_tsv(files["root"] / "one.tsv", ["小麦施肥", "水稻种植"], ["农学", "农学"])
+    code, _, err = _run(capsys, "fit", one, "-o", files["root"] / "m.sktail")
+    assert code == 2 and "at least 2 classes" in err
+    code, _, err = _run(capsys, "fit", files["train"], "-o", files["root"] / "no" / "dir" / "m.sktail")
+    assert code == 2 and "does not exist" in err
+
+
+# -- predict ------------------------------------------------------------------------
+def test_predict_formats_keep_input_order(files, capsys):
+    texts, _ = load_tsv(files["test"])
+    texts = texts[::-1]  # not the training order, not sorted
+    root = files["root"]
+    (root / "in.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
+    (root / "in.tsv").write_text("".join(f"{t}\tid{i}\n" for i, t in enumerate(texts)), encoding="utf-8")
+    (root / "in.jsonl").write_text(
+        "".join(json.dumps({"id": i, "text": t}, ensure_ascii=False) + "\n" for i, t in enumerate(texts)),
+        encoding="utf-8",
+    )
+    expected = cli._load_model(files["model"]).predict(texts).tolist()
+    for name in ("in.txt", "in.tsv", "in.jsonl"):
+        code, out, _ = _run(capsys, "predict", files["model"], root / name)
+        assert code == 0
+        rows = [line.split("\t") for line in out.splitlines()]
+        assert [r[0] for r in rows] == texts
+        assert [r[1] for r in rows] == expected
+
+
+def test_predict_proba_to_file(files, capsys):
+    texts, _ = load_tsv(files["test"])
+    clf = cli._load_model(files["model"])
+    out_path = files["root"] / "pred.tsv"
+    code, out, err = _run(capsys, "predict", files["model"], files["test"], "--proba", "-o", out_path)
+    assert code == 0 and out == "" and f"wrote {len(texts)} predictions" in err
+    lines = out_path.read_text(encoding="utf-8").splitlines()
+    assert lines[0].split("\t") == ["text", "label", *clf.classes_.tolist()]
+    proba = np.array([[float(v) for v in line.split("\t")[2:]] for line in lines[1:]])
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(proba, clf.predict_proba(texts), atol=1e-6)
+    assert [line.split("\t")[1] for line in lines[1:]] == clf.predict(texts).tolist()
+
+
+def test_predict_from_stdin(files, capsys, monkeypatch):
+    import io
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO("水稻种植技术\n\n量子拓扑研究\n"))
+    code, out, _ = _run(capsys, "predict", files["model"], "-")
+    assert code == 0
+    assert [line.split("\t")[0] for line in out.splitlines()] == ["水稻种植技术", "量子拓扑研究"]
+
+
+def test_predict_bad_inputs_exit_2(files, capsys):
+    code, _, err = _run(capsys, "predict", files["root"] / "missing.sktail", files["test"])
+    assert code == 2 and "model file" in err and "not found" in err
+    code, _, err = _run(capsys, "predict", files["model"], files["root"] / "missing.txt")
+    assert code == 2 and "input file" in err
+    code, _, err = _run(capsys, "predict", files["test"], files["test"])
+    assert code == 2 and "not a usable sktail model file" in err
+    empty = files["root"] / "empty.txt"
+    empty.write_text("\n", encoding="utf-8")
+    code, _, err = _run(capsys, "predict", files["model"], empty)
+    assert code == 2 and "has no texts" in err
+    bad = files["root"] / "bad.jsonl"
+    bad.write_text('{"title": "x"}\n', encoding="utf-8")
+    code, _, err = _run(capsys, "predict", files["model"], bad)
+    assert code == 2 and "line 1" in err
+
+
+# -- evaluate and info ------------------------------------------------------------------
+def test_evaluate_prints_metrics_and_writes_report(files, capsys):
+    texts, labels = load_tsv(files["test"])
+    clf = cli._load_model(files["model"])
+    accuracy = float(np.mean(clf.predict(texts) == np.array(labels)))
+    report_dir = files["root"] / "report"
+    code, out, _ = _run(capsys, "evaluate", files["model"], files["test"], "--report", report_dir)
+    assert code == 0
+    assert f"accuracy           {100 * accuracy:.2f}" in out
+    for band in ("tail", "mid", "head"):
+        assert f"{band} accuracy" in out
+    names = sorted(p.name for p in report_dir.iterdir())
+    assert names == ["confusion_matrix.png", "metrics.json", "per_class_accuracy.png", "report.md"]
+    assert (report_dir / "confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    markdown = (report_dir / "report.md").read_text(encoding="utf-8")
+    assert "## Frequency bands" in markdown and "![Confusion matrix](confusion_matrix.png)" in markdown
+    assert json.loads((report_dir / "metrics.json").read_text(encoding="utf-8"))["accuracy"] == accuracy
+
+
+def test_evaluate_json_and_missing_test_file(files, capsys):
+    code, out, _ = _run(capsys, "evaluate", files["model"], files["test"], "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert set(report["band_accuracy"]) == {"tail", "mid", "head"}
+    assert report["n_samples"] == 23
+    code, _, err = _run(capsys, "evaluate", files["model"], files["root"] / "none.tsv")
+    assert code == 2 and "test file" in err
+
+
+def test_info_text_and_json(files, capsys):
+    code, out, _ = _run(capsys, "info", files["model"])
+    assert code == 0
+    assert "jieba-bag" in out and "tail gate on" in out and "epochs=2" in out
+    code, out, _ = _run(capsys, "info", files["model"], "--json")
+    summary = json.loads(out)
+    assert summary["n_classes"] == 5 and summary["tail_gate_on"] is True
+    assert sum(c["train_count"] for c in summary["classes"]) == 78
+    assert {c["label"] for c in summary["classes"] if c["tail"]} == {
+        c["label"] for c in summary["classes"] if c["offset"] < 0
+    }
+
+
+# -- demo -----------------------------------------------------------------------------
+@pytest.fixture
+def small_demo_corpus(monkeypatch):
+    from sklearn.utils import Bunch
+
+    texts, labels = make_long_tail_text((40, 20, 10, 6, 4), noise=0.0, random_state=2)
+    corpus = Bunch(
+        train=Bunch(data=texts[:60], target=labels[:60]), test=Bunch(data=texts[60:], target=labels[60:]),
+        target_names=sorted(set(labels)),
+    )
+    monkeypatch.setattr(_demo, "load_demo_corpus", lambda: corpus)
+    return corpus
+
+
+DEMO_FAST = ["--set", "epochs=2", "--set", "validation_fraction=0", "-q"]
+
+
+def test_demo_without_csl_uses_builtin_corpus(small_demo_corpus, tmp_path, capsys):
+    code, out, _ = _run(capsys, "demo", "--data-home", tmp_path, "--no-download", *DEMO_FAST)
+    assert code == 0
+    assert out.startswith("data: built-in generated demo corpus")
+    assert "download_if_missing=False" in out
+    lines = out.splitlines()
+    header = next(line for line in lines if line.startswith("model"))
+    for column in ("accuracy", "bal. acc", "tail acc", "mid acc", "head acc"):
+        assert column in header
+    assert any(line.startswith("label smoothing (baseline)") for line in lines)
+    assert any(line.startswith("AutoTail-BSFGM") for line in lines)
+    assert "exact McNemar test" in out
+
+
+def test_demo_download_failure_falls_back(small_demo_corpus, tmp_path, monkeypatch):
+    calls = []
+
+    def offline(url, timeout):
+        calls.append(timeout)
+        raise URLError("no network")
+
+    monkeypatch.setattr(_demo, "_urlopen_bytes", offline)
+    data = _demo.load_demo_data(tmp_path, download=True)
+    assert calls == [_demo.DOWNLOAD_TIMEOUT]
+    assert data.source.startswith("built-in generated demo corpus") and "no network" in data.source
+    assert data.train_texts == small_demo_corpus.train.data
+    assert not (tmp_path / "csl-title" / "train.tsv").exists()
+
+
+def test_demo_uses_cached_csl_files(tmp_path, capsys):
+    folder = tmp_path / "csl-title"
+    folder.mkdir()
+    texts, labels = make_long_tail_text((30, 15, 8, 5, 3), noise=0.0, random_state=3)
+    _write_tsv(folder / "train.tsv", texts[:45], labels[:45])
+    _write_tsv(folder / "dev.tsv", texts[45:], labels[45:])
+    code, out, _ = _run(capsys, "demo", "--data-home", tmp_path, "--no-download", *DEMO_FAST)
+    assert code == 0
+    assert out.startswith("data: CSL title -> category (45 train / 16 dev titles")
+
+
+# -- settings parser -------------------------------------------------------------------
+def test_parse_settings_values():
+    valid = {"epochs", "tail_gate", "learning_rate", "max_length", "encoder_options", "device"}
+    params = parse_settings(
+        ["epochs=3", "tail_gate=false", "learning_rate=1e-3", "max_length=auto", "device=cpu",
+         "encoder_options={\"min_count\": 2}", "encoder_options.embedding_dim=8"],
+        valid,
+    )
+    assert params == {
+        "epochs": 3, "tail_gate": False, "learning_rate": 1e-3, "max_length": "auto", "device": "cpu",
+        "encoder_options": {"min_count": 2, "embedding_dim": 8},
+    }
+    assert parse_settings(["tail_gate=True"], valid) == {"tail_gate": True}
+    with pytest.raises(UsageError, match="unknown parameter 'epoch'"):
+        parse_settings(["epoch=3"], valid)

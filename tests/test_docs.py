@@ -1,0 +1,74 @@
+"""The documentation builds without warnings and covers the public API and every parameter."""
+
+import re
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+
+
+def test_docs_build_with_warnings_as_errors(tmp_path):
+    out = tmp_path / "html"
+    result = subprocess.run(
+        [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html",
+         "-d", str(tmp_path / "doctrees"), str(DOCS), str(out)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    api = (out / "api.html").read_text(encoding="utf-8")
+    assert "sktail.AutoTailClassifier" in api and "fetch_csl" in api and "build_report" in api
+    assert "tail_gate" in (out / "parameters.html").read_text(encoding="utf-8")
+    results = (out / "benchmarks.html").read_text(encoding="utf-8")
+    assert "<!-- results -->" not in results
+
+
+def test_parameters_page_lists_every_parameter():
+    from sktail import AutoTailClassifier
+
+    page = (DOCS / "parameters.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"^\| `(\w+)` \|", page, flags=re.MULTILINE))
+    assert documented == set(AutoTailClassifier().get_params())
+
+
+@pytest.mark.parametrize("module", ["datasets", "metrics", "report", "objective", "adversarial"])
+def test_api_page_lists_every_public_name(module):
+    import importlib
+
+    names = importlib.import_module(f"sktail.{module}").__all__
+    page = (DOCS / "api.rst").read_text(encoding="utf-8")
+    missing = [name for name in names if f"sktail.{module}.{name}\n" not in page]
+    assert not missing
+
+
+@pytest.fixture
+def conf():
+    return runpy.run_path(str(DOCS / "conf.py"))
+
+
+class _App:
+    class env:  # noqa: N801 - mimics sphinx.application.Sphinx.env
+        dependencies = []
+
+        @classmethod
+        def note_dependency(cls, path):
+            cls.dependencies.append(path)
+
+
+def test_results_page_includes_results_file_when_present(conf, tmp_path):
+    source = ["# Results\n\n<!-- results -->\n"]
+    conf["_insert_results"].__globals__["RESULTS"] = tmp_path / "results.md"
+    conf["_insert_results"](_App, "benchmarks", source)
+    assert source[0].startswith("# Results\n\nResults are pending") and "{include}" not in source[0]
+    (tmp_path / "results.md").write_text("# Measured\n", encoding="utf-8")
+    source = ["# Results\n\n<!-- results -->\n"]
+    conf["_insert_results"](_App, "benchmarks", source)
+    assert "```{include} results.md" in source[0]
+    assert _App.env.dependencies == [str(tmp_path / "results.md")]
+    other = ["<!-- results -->"]
+    conf["_insert_results"](_App, "index", other)
+    assert other == ["<!-- results -->"]

@@ -1,0 +1,41 @@
+"""Progress bars and messages: silent by default, bars and epoch lines at verbose >= 1."""
+
+import logging
+import sys
+
+from sktail import AutoTailClassifier
+from sktail._training import progress_bar
+
+
+def test_library_use_is_silent_by_default(long_tail_corpus, capsys):
+    texts, labels = long_tail_corpus
+    clf = AutoTailClassifier(epochs=2, validation_fraction=0.2, random_state=0).fit(texts, labels)
+    clf.predict(texts)
+    assert capsys.readouterr() == ("", "")
+
+
+def test_verbose_shows_bars_and_epoch_lines(long_tail_corpus, capsys):
+    texts, labels = long_tail_corpus
+    clf = AutoTailClassifier(epochs=2, validation_fraction=0.2, random_state=0, verbose=1)
+    clf.fit(texts, labels)
+    out, err = capsys.readouterr()
+    lines = [line for line in out.splitlines() if line.startswith("epoch ")]
+    assert len(lines) == 2 and "val_accuracy=" in lines[0]
+    assert "batches" in err
+    clf.predict(texts)
+    assert "predict" in capsys.readouterr().err
+
+
+def test_epoch_summaries_go_to_the_sktail_logger(long_tail_corpus, caplog):
+    texts, labels = long_tail_corpus
+    with caplog.at_level(logging.INFO, logger="sktail"):
+        AutoTailClassifier(epochs=2, validation_fraction=None, random_state=0).fit(texts, labels)
+    records = [r for r in caplog.records if r.name == "sktail"]
+    assert [r.getMessage().split(":")[0] for r in records] == ["epoch 1", "epoch 2"]
+
+
+def test_progress_bar_without_tqdm_returns_the_iterable(monkeypatch):
+    items = [1, 2, 3]
+    assert progress_bar(items, enabled=False, desc="x") is items
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # import tqdm now raises ImportError
+    assert progress_bar(items, enabled=True, desc="x") is items

@@ -1,0 +1,77 @@
+"""Evaluation reports: scores, bands, per-class table, plots and markdown."""
+
+import doctest
+import json
+
+import numpy as np
+import pytest
+
+from sktail import report as report_module
+from sktail.report import build_report, format_report, report_markdown, write_report
+
+CLASSES = ["哲学", "文学", "法学", "工学"]
+COUNTS = [5, 20, 10, 40]
+
+
+def test_docstring_examples():
+    result = doctest.testmod(report_module)
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_build_report_orders_classes_and_bands():
+    y_true = ["工学", "工学", "文学", "法学", "哲学", "哲学"]
+    y_pred = ["工学", "文学", "文学", "法学", "工学", "哲学"]
+    report = build_report(y_true, y_pred, CLASSES, COUNTS)
+    assert [row["label"] for row in report["classes"]] == ["工学", "文学", "法学", "哲学"]
+    assert [row["band"] for row in report["classes"]] == ["head", "mid", "tail", "tail"]
+    assert report["band_accuracy"] == {"tail": 2 / 3, "mid": 1.0, "head": 0.5}
+    philosophy = report["classes"][-1]
+    assert philosophy["support"] == 2 and philosophy["recall"] == 0.5 and philosophy["precision"] == 1.0
+    matrix = np.array(report["confusion_matrix"]["matrix"])
+    assert matrix.sum() == 6 and np.trace(matrix) == 4
+    assert report["confusion_matrix"]["labels"] == ["工学", "文学", "法学", "哲学"]
+    json.dumps(report)  # JSON-ready
+
+
+def test_unseen_labels_count_as_errors_and_skip_bands():
+    report = build_report(["工学", "新学科", "法学"], ["工学", "工学", "法学"], CLASSES, COUNTS)
+    assert report["unseen_labels"] == ["新学科"]
+    assert report["accuracy"] == pytest.approx(2 / 3)
+    assert report["band_accuracy"]["head"] == 1.0 and report["band_accuracy"]["tail"] == 1.0
+    assert report["confusion_matrix"]["labels"][-1] == "新学科"
+    assert "unseen labels      新学科" in format_report(report)
+    assert "Labels not seen in training" in report_markdown(report)
+
+
+def test_two_classes_have_no_bands():
+    report = build_report(["a", "b", "b"], ["a", "b", "a"], ["a", "b"], [10, 3])
+    assert "band_accuracy" not in report
+    assert "Frequency bands" not in report_markdown(report)
+    assert "tail accuracy" not in format_report(report)
+
+
+def test_class_without_test_rows_has_no_recall():
+    report = build_report(["工学", "文学"], ["工学", "文学"], CLASSES, COUNTS)
+    missing = next(row for row in report["classes"] if row["label"] == "哲学")
+    assert missing["support"] == 0 and missing["recall"] is None
+    assert "| 3 | 哲学 | 5 | tail | 0 | 0.00 | n/a | 0.00 |" in report_markdown(report)
+
+
+def test_write_report_with_and_without_plots(tmp_path):
+    report = build_report(["工学", "文学", "哲学"], ["工学", "工学", "哲学"], CLASSES, COUNTS)
+    files = write_report(report, tmp_path / "plain", plots=False, details={"model": "m.joblib"})
+    assert sorted(f.name for f in files) == ["metrics.json", "report.md"]
+    text = (tmp_path / "plain" / "report.md").read_text(encoding="utf-8")
+    assert "- **model**: m.joblib" in text and ".png" not in text
+    files = write_report(report, tmp_path / "plots")
+    for name in ("confusion_matrix.png", "per_class_accuracy.png"):
+        assert (tmp_path / "plots" / name).read_bytes()[:4] == b"\x89PNG"
+        assert f"]({name})" in (tmp_path / "plots" / "report.md").read_text(encoding="utf-8")
+
+
+def test_tick_labels_fall_back_to_indices_without_cjk_font(monkeypatch):
+    monkeypatch.setattr(report_module, "_tick_font", lambda: None)
+    assert report_module._tick_labels(["工学", "文学"]) == (["0", "1"], None)
+    assert report_module._tick_labels(["law", "art"]) == (["law", "art"], None)
+    monkeypatch.setattr(report_module, "_tick_font", lambda: "Noto Sans CJK SC")
+    assert report_module._tick_labels(["工学"]) == (["工学"], "Noto Sans CJK SC")
