@@ -64,7 +64,11 @@ def write_tiny_bert(path, *, hidden_size=32, num_layers=2):
     path.mkdir(parents=True, exist_ok=True)
     vocab = _char_vocab()
     (path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=True, tokenize_chinese_chars=True)
+    # transformers 5 takes the vocabulary as ``vocab``; ``vocab_file`` is silently ignored
+    # and would leave a tokenizer that maps every character to [UNK].
+    tokenizer = BertTokenizerFast(vocab=str(path / "vocab.txt"), do_lower_case=True, tokenize_chinese_chars=True)
+    if len(tokenizer) != len(vocab):
+        raise RuntimeError(f"tiny BERT tokenizer has {len(tokenizer)} tokens, expected {len(vocab)}")
     tokenizer.save_pretrained(path)
     config = BertConfig(
         vocab_size=len(vocab), hidden_size=hidden_size, num_hidden_layers=num_layers,
