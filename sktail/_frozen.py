@@ -42,9 +42,11 @@ __all__ = [
     "check_train_encoder",
     "encode_features",
     "extract_features",
+    "fold_standardization",
     "freeze_lower_layers",
     "open_feature_cache",
     "resolve_defaults",
+    "standardization",
     "transformer_layers",
 ]
 
@@ -503,7 +505,56 @@ class FrozenEncoderTrainer:
         ids, y, w = train
         val_ids = [] if validation is None else list(validation[0])
         features = self.features(list(ids) + val_ids)
+        mean, scale = standardization(features[: len(ids)])
+        features = (features - mean) / scale
         head_network = _HeadNetwork(self.network)
         trainer = HeadTrainer(head_network, self.loss_fn, self.config, self.rng)
         head_validation = None if validation is None else (features[len(ids) :], validation[1])
-        return trainer.fit((features[: len(ids)], y, w), head_validation)
+        try:
+            return trainer.fit((features[: len(ids)], y, w), head_validation)
+        finally:
+            fold_standardization(self.network.head, mean, scale)
+
+
+def standardization(features):
+    """Per-dimension mean and scale of the training features.
+
+    Pooled transformer features are strongly anisotropic (for e5-small most of
+    a [CLS] vector's norm is a direction shared by all texts, and the rest
+    varies by about 0.06 per dimension), so the head is trained on
+    standardised features ``(F - mean) / scale``; this also gives FGM's radius
+    the same meaning for every encoder. Dimensions that do not vary get scale 1.
+
+    Parameters
+    ----------
+    features : ndarray of shape (n_texts, hidden_size)
+        Training rows only (no validation row leaks into the statistics).
+
+    Returns
+    -------
+    mean, scale : ndarray of float32, shape (hidden_size,)
+    """
+    mean = features.mean(axis=0, dtype=np.float64)
+    scale = features.std(axis=0, dtype=np.float64)
+    scale[~(scale > 1e-6)] = 1.0
+    return mean.astype(np.float32), scale.astype(np.float32)
+
+
+def fold_standardization(head: nn.Linear, mean, scale) -> None:
+    """Fold ``x -> (x - mean) / scale`` into a linear head, in place.
+
+    ``W (x - m) / s + b = (W / s) x + (b - (W / s) m)``: the head then takes
+    the raw features, so the kept network is the plain encoder + head.
+
+    Parameters
+    ----------
+    head : torch.nn.Linear
+        Trained on standardised features.
+    mean, scale : ndarray of shape (in_features,)
+        From :func:`standardization`.
+    """
+    with torch.no_grad():
+        weight = head.weight.double() / torch.as_tensor(scale, dtype=torch.float64, device=head.weight.device)
+        bias = head.bias.double() - weight @ torch.as_tensor(mean, dtype=torch.float64, device=head.weight.device)
+        head.weight.copy_(weight)
+        head.bias.copy_(bias)

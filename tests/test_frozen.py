@@ -53,9 +53,11 @@ def count_encoded(monkeypatch):
 # -- train_encoder="none" ------------------------------------------------------
 def test_frozen_encoder_stays_bit_identical(tiny_bert_dir, long_tail_corpus):
     texts, labels = long_tail_corpus
+    threads = torch.get_num_threads()
     clf = AutoTailClassifier(
         encoder=str(tiny_bert_dir), train_encoder="none", **{**FAST_BERT, "epochs": 3}, random_state=0
     ).fit(texts, labels)
+    assert torch.get_num_threads() == threads  # the head's one-thread setting is undone
     pretrained = _pretrained_state(tiny_bert_dir)
     trained = _trained_network_state(clf)
     assert trained.keys() == pretrained.keys()
@@ -264,3 +266,21 @@ def test_frozen_pickle_loads_on_cpu_without_the_cache(tiny_bert_dir, long_tail_c
     np.testing.assert_array_equal(restored.predict_proba(texts), clf.predict_proba(texts))
     assert not cache.exists()
     assert clone(restored).get_params()["feature_cache"] == cache
+
+
+def test_standardization_folds_exactly_into_the_head():
+    rng = np.random.RandomState(0)
+    features = (3.0 + 0.05 * rng.randn(50, 6)).astype(np.float32)
+    features[:, 2] = 1.5  # a constant dimension keeps scale 1
+    mean, scale = frozen.standardization(features)
+    assert scale[2] == 1.0
+    standardized = (features - mean) / scale
+    np.testing.assert_allclose(standardized[:, [0, 1, 3]].std(axis=0), 1.0, rtol=1e-4)
+    torch.manual_seed(0)
+    head = torch.nn.Linear(6, 3)
+    with torch.no_grad():
+        expected = head(torch.from_numpy(standardized)).numpy()
+    frozen.fold_standardization(head, mean, scale)
+    with torch.no_grad():
+        folded = head(torch.from_numpy(features)).numpy()
+    np.testing.assert_allclose(folded, expected, rtol=1e-4, atol=1e-4)
