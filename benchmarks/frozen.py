@@ -86,16 +86,16 @@ def _prefill(args, train_texts, dev_texts):
     dtype, _ = resolve_precision("auto", device)
     network = encoder.build_network().to(device)
     cache = open_feature_cache(args.feature_cache, network, dtype)
-    seconds, features = {}, {}
+    seconds, encoded, features = {}, {}, {}
     for part, texts in (("train", train_texts), ("dev", dev_texts)):
         start = time.perf_counter()
         ids = encoder.fit_tokenize(texts, max_length)
-        features[part], n_encoded = extract_features(
+        features[part], encoded[part] = extract_features(
             network, encoder, ids, batch_size=64, device=device, autocast_dtype=dtype, cache=cache
         )
         seconds[part] = time.perf_counter() - start
-        print(f"{part}: {len(texts)} texts, {n_encoded} encoded now, {seconds[part]:.1f} s", flush=True)
-    return seconds, features["dev"]
+        print(f"{part}: {len(texts)} texts, {encoded[part]} encoded now, {seconds[part]:.1f} s", flush=True)
+    return {"seconds": seconds, "encoded": encoded}, features["dev"]
 
 
 def _head_predict(clf, dev_features):
@@ -199,10 +199,12 @@ def main(argv=None):
             predictions[(name, seed)] = np.asarray(pred)
     summary = _summary(rows, predictions, np.asarray(dev_labels), [c[0] for c in configs])
     if encode_s is not None:
+        seconds, encoded = encode_s["seconds"], encode_s["encoded"]
         summary += (
-            f"\nEncoding once: {encode_s['train']:.1f} s for the {len(train_texts)} training texts, "
-            f"{encode_s['dev']:.1f} s for the {len(dev_texts)} dev texts. Fit s above read the cached "
-            "features; a fit without a cache adds the training texts' encoding time."
+            f"\nFeatures before the fits: {seconds['train']:.1f} s for the {len(train_texts)} training texts "
+            f"({encoded['train']} encoded, the rest read from the cache), {seconds['dev']:.1f} s for the "
+            f"{len(dev_texts)} dev texts ({encoded['dev']} encoded). Fit s above read the cached features; "
+            "a fit without a cache adds the time of encoding its training texts."
         )
     print(summary, flush=True)
     if args.out:

@@ -207,11 +207,11 @@ class FeatureCache:
                 found[row] = True
             if found.all():
                 break
-        # Duplicated keys in the request share one row of the cache.
+        # Duplicated keys in the request were filled once, in their representative row.
         for row, key in enumerate(keys.tolist()):
-            first = wanted[key]
-            if first != row and found[first]:
-                features[row], found[row] = features[first], True
+            filled = wanted[key]
+            if filled != row and found[filled]:
+                features[row], found[row] = features[filled], True
         return features, found
 
     def store(self, keys, features) -> Path:
