@@ -105,8 +105,9 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         Which part of a pretrained transformer encoder is trained. "all" is
         the paper's full fine-tuning. "none" keeps the encoder untouched: the
         pooled features of the training and validation texts are computed
-        once per fit, and only the dropout + linear head is trained on them
-        (FGM then perturbs the features, the head's input); the "auto"
+        once per fit, standardised, and only the dropout + linear head is
+        trained on them (FGM then perturbs the features, the head's input;
+        the scaling is folded into the head afterwards); the "auto"
         values become ``epochs=20``, ``batch_size=32``,
         ``learning_rate=1e-3``. An int ``k`` trains the top ``k``
         transformer layers and the head, with the embeddings and lower layers
