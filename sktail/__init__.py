@@ -5,7 +5,7 @@ The main entry point is :class:`AutoTailClassifier`. Heavy dependencies
 """
 
 __version__ = "0.1.0"
-__all__ = ["AutoTailClassifier", "__version__"]
+__all__ = ["AutoTailClassifier", "__version__", "load"]
 
 
 def __getattr__(name):
@@ -13,6 +13,10 @@ def __getattr__(name):
         from .classifier import AutoTailClassifier
 
         return AutoTailClassifier
+    if name == "load":
+        from ._persistence import load
+
+        return load
     raise AttributeError(f"module 'sktail' has no attribute {name!r}")
 
 

@@ -58,7 +58,7 @@ HEAD_DEFAULTS = {"epochs": 20, "batch_size": 32, "learning_rate": 1e-3}
 
 
 # -- the parameter -------------------------------------------------------------
-def check_train_encoder(train_encoder, encoder) -> None:
+def check_train_encoder(train_encoder, encoder, *, distributed: bool = False) -> None:
     """Reject ``train_encoder`` values that do not apply to ``encoder``.
 
     Parameters
@@ -67,18 +67,26 @@ def check_train_encoder(train_encoder, encoder) -> None:
         The classifier's parameter.
     encoder : TextEncoder
         The unfitted encoder of this fit.
+    distributed : bool, default=False
+        Whether the fit is one rank of a distributed job.
 
     Raises
     ------
     ValueError
-        For a bool, or for ``"none"``/an int with the built-in encoder, whose
-        embeddings are learnt from scratch in ``fit`` (freezing them would
-        train a head on random features) and which has no layers.
+        For a bool; for ``"none"``/an int in distributed training (frozen
+        and partly frozen training runs in one process); or with the built-in
+        encoder, whose embeddings are learnt from scratch in ``fit`` (freezing
+        them would train a head on random features) and which has no layers.
     """
     if isinstance(train_encoder, (bool, np.bool_)):
         raise ValueError(f"train_encoder must be 'all', 'none' or a positive int, got {train_encoder!r}.")
     if isinstance(train_encoder, str) and train_encoder == "all":
         return
+    if distributed:
+        raise ValueError(
+            f"train_encoder={train_encoder!r} trains in one process; distributed training supports "
+            "only train_encoder='all'."
+        )
     from .encoders._bag import BagEncoder
 
     if isinstance(encoder, BagEncoder):
@@ -189,11 +197,13 @@ class PartialTrainer(Trainer):
         As for :class:`~sktail._training.Trainer`.
     n_layers : int
         Number of top transformer layers to train.
+    checkpointer : Checkpointer, default=None
+        As for :class:`~sktail._training.Trainer`.
     """
 
-    def __init__(self, network, encoder, loss_fn, config, rng, n_layers: int):
+    def __init__(self, network, encoder, loss_fn, config, rng, n_layers: int, checkpointer=None):
         freeze_lower_layers(network, n_layers)
-        super().__init__(network, encoder, loss_fn, config, rng)
+        super().__init__(network, encoder, loss_fn, config, rng, checkpointer)
         if self.fgm.enabled:
             self.fgm.embedding.requires_grad_(True)
 

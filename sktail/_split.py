@@ -33,7 +33,7 @@ def stratified_holdout(y, fraction: float, rng: np.random.RandomState):
     --------
     >>> y = np.array([0] * 8 + [1] * 2)
     >>> train, val = stratified_holdout(y, 0.2, np.random.RandomState(0))
-    >>> len(train), len(val), sorted(set(y[train]))
+    >>> len(train), len(val), sorted(set(y[train].tolist()))
     (8, 2, [0, 1])
     """
     y = np.asarray(y)

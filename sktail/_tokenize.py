@@ -8,7 +8,7 @@ from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["JiebaVocabulary", "jieba_tokens"]
+__all__ = ["JiebaVocabulary", "char_budget", "jieba_tokens"]
 
 PAD, UNK = "<pad>", "<unk>"
 
@@ -56,6 +56,25 @@ def jieba_tokens(text: str, *, words: bool = True, chars: bool = True, bigrams: 
     if bigrams:
         tokens.extend("b:" + compact[i : i + 2] for i in range(len(compact) - 1))
     return tokens
+
+
+def char_budget(max_length: int) -> int:
+    """Characters of a text read by the built-in tokenizer for ``max_length`` ids.
+
+    Longer texts are cut before segmentation, so a 100,000-character text costs
+    no more than a text of this length. The budget (eight characters per id)
+    is far above the length of the titles and abstracts the encoder is made for.
+
+    Parameters
+    ----------
+    max_length : int
+        Maximum number of ids kept per text.
+
+    Returns
+    -------
+    int
+    """
+    return max(1024, 8 * int(max_length))
 
 
 class JiebaVocabulary:
@@ -111,9 +130,11 @@ class JiebaVocabulary:
         Returns
         -------
         list of ndarray of int64
-            Same as ``fit(texts).encode(texts, max_length)``.
+            Same as ``fit(texts).encode(texts, max_length)`` for texts within
+            :func:`char_budget` (the vocabulary is counted on the read part).
         """
-        token_lists = [self._tokens(text) for text in texts]
+        budget = char_budget(max_length)
+        token_lists = [self._tokens(text[:budget]) for text in texts]
         self._fit_tokens(token_lists)
         return [self._ids(tokens[:max_length]) for tokens in token_lists]
 
@@ -147,7 +168,8 @@ class JiebaVocabulary:
         list of ndarray of int64
             One array per text (possibly empty).
         """
-        return [self._ids(self._tokens(text)[:max_length]) for text in texts]
+        budget = char_budget(max_length)
+        return [self._ids(self._tokens(text[:budget])[:max_length]) for text in texts]
 
     def __getstate__(self):
         state = self.__dict__.copy()

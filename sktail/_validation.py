@@ -7,7 +7,7 @@ from numbers import Real
 
 import numpy as np
 
-__all__ = ["check_sample_weight", "check_texts", "check_labels"]
+__all__ = ["check_sample_weight", "check_texts", "check_labels", "label_kind"]
 
 
 def _first_bad(values, predicate):
@@ -15,6 +15,38 @@ def _first_bad(values, predicate):
         if predicate(v):
             return i, v
     return None
+
+
+def _not_text(value) -> bool:
+    """True unless ``value`` is a str that can be encoded as UTF-8 (no lone surrogates)."""
+    if not isinstance(value, str):
+        return True
+    if value.isascii():
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def label_kind(value) -> str:
+    """The kind of a label: ``"str"``, ``"number"`` (int, float, bool) or its type name.
+
+    Parameters
+    ----------
+    value : object
+        One label.
+
+    Returns
+    -------
+    str
+    """
+    if isinstance(value, str):
+        return "str"
+    if isinstance(value, (Real, np.number, np.bool_)):
+        return "number"
+    return type(value).__name__
 
 
 def check_texts(X, *, name: str = "X") -> list:
@@ -57,15 +89,21 @@ def check_texts(X, *, name: str = "X") -> list:
         raise TypeError(f"{name} must be a list-like of str, got {type(X).__name__}.") from None
     if not texts:
         raise ValueError(f"{name} is empty: at least one text is required.")
-    bad = _first_bad(texts, lambda v: not isinstance(v, str))
+    bad = _first_bad(texts, _not_text)
     if bad is not None:
         i, v = bad
-        kind = "missing (None/NaN)" if v is None or (isinstance(v, float) and math.isnan(v)) else type(v).__name__
+        if isinstance(v, str):
+            raise ValueError(
+                f"{name}[{i}] contains a lone surrogate code point and cannot be encoded as UTF-8; "
+                "decode the source with errors='replace'."
+            )
+        missing = v is None or (isinstance(v, float) and math.isnan(v)) or type(v).__name__ in ("NAType", "NaTType")
+        kind = "missing (None/NaN)" if missing else type(v).__name__
         raise TypeError(f"{name}[{i}] is {kind}; every element of {name} must be a str.")
     return texts
 
 
-def check_labels(y, n_samples: int, *, name: str = "y") -> np.ndarray:
+def check_labels(y, n_samples: int, *, name: str = "y", x_name: str = "X") -> np.ndarray:
     """Validate a 1-D label vector (any hashable, not missing) of the right length.
 
     Parameters
@@ -76,6 +114,8 @@ def check_labels(y, n_samples: int, *, name: str = "y") -> np.ndarray:
         Expected length.
     name : str, default="y"
         Name used in error messages.
+    x_name : str, default="X"
+        Name of the matching texts in error messages.
 
     Returns
     -------
@@ -93,7 +133,7 @@ def check_labels(y, n_samples: int, *, name: str = "y") -> np.ndarray:
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D (one label per text); got shape {arr.shape}. Multilabel targets are not supported.")
     if len(arr) != n_samples:
-        raise ValueError(f"X and {name} have different lengths: {n_samples} texts but {len(arr)} labels.")
+        raise ValueError(f"{x_name} and {name} have different lengths: {n_samples} texts but {len(arr)} labels.")
     bad = _first_bad(arr.tolist(), lambda v: v is None or (isinstance(v, Real) and not isinstance(v, bool) and math.isnan(v)))
     if bad is not None:
         raise ValueError(f"{name}[{bad[0]}] is missing (None/NaN); every text needs a label.")
@@ -102,8 +142,11 @@ def check_labels(y, n_samples: int, *, name: str = "y") -> np.ndarray:
         raise ValueError(f"{name}[{bad[0]}] is a {type(bad[1]).__name__}; multilabel targets are not supported.")
     if arr.dtype == object:
         kinds = {type(v) for v in arr.tolist()}
-        if len({str if issubclass(k, str) else Real if issubclass(k, Real) else k for k in kinds}) > 1:
+        label_kinds = {label_kind(v) for v in arr.tolist()}
+        if len(label_kinds) > 1:
             raise TypeError(f"{name} mixes label types ({', '.join(sorted(k.__name__ for k in kinds))}); use one type.")
+        if label_kinds == {"number"}:  # a list of ints: give it a numeric dtype, as np.asarray would
+            arr = np.asarray(arr.tolist())
     if type_of_target(arr) == "continuous":
         raise ValueError(f"{name} looks continuous (float values); classification needs discrete labels.")
     check_classification_targets(arr)

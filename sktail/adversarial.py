@@ -43,6 +43,10 @@ class FGM:
     epsilon : float
         ``eps_fgm``; 0 disables the attack.
 
+    See Also
+    --------
+    fgm_perturbation : The step ``r``.
+
     Notes
     -----
     ``r = eps * g / ||g||_2`` where ``g = dL/dE`` is the gradient held after the

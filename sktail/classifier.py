@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import io
 import os
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -14,6 +15,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from ._checkpoint import Checkpointer, fit_fingerprint
+from ._ddp import DistributedTrainer, init_distributed, main_process_first, shared_random_state
 from ._frozen import FrozenEncoderTrainer, PartialTrainer, check_train_encoder, resolve_defaults
 from ._split import stratified_holdout
 from ._training import (
@@ -23,13 +26,15 @@ from ._training import (
     resolve_device,
     resolve_precision,
 )
-from ._validation import check_labels, check_sample_weight, check_texts
+from ._validation import check_labels, check_sample_weight, check_texts, label_kind
 from .encoders._base import TextClassifierNetwork
 from .objective import AutoTailLoss, compute_tail_prior
 
 __all__ = ["AutoTailClassifier"]
 
 _AUTO = StrOptions({"auto"})
+#: Texts tokenized and scored together by ``decision_function``.
+PREDICT_CHUNK_SIZE = 8192
 _POSITIVE_INT = Interval(Integral, 1, None, closed="left")
 
 
@@ -127,11 +132,38 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         Batches whose gradients are summed before each optimizer step.
     device : str, default="auto"
         "auto" (CUDA, then MPS, then CPU) or a :class:`torch.device` string.
+        In a data-parallel job a bare "cuda" means ``cuda:LOCAL_RANK``.
+    distributed : {"auto", True, False}, default="auto"
+        Data-parallel training with ``torch.distributed`` (one process per
+        device, launched by ``torchrun``). "auto" trains data-parallel when a
+        process group of more than one process is initialised or the
+        ``torchrun`` environment announces ``WORLD_SIZE > 1``; True requires
+        a process group or ``torchrun`` (a single process included); False
+        never. Every process passes the same data to ``fit``; ``batch_size``
+        is the global batch, split across the processes. See
+        ``docs/distributed.md``.
+    keep_on_device : bool, default=False
+        Keep the fitted network on ``device`` between calls. By default it
+        returns to the CPU after ``fit`` and after each prediction call, and
+        the device's cached memory is released, so many fits in a row (e.g.
+        ``GridSearchCV``) do not accumulate device memory. True saves the
+        transfer of the weights on every prediction call (worth it for many
+        small calls on a GPU) at the price of holding the weights there.
     random_state : int, RandomState instance or None, default=None
         Seeds the hold-out split, the batch order, initialisation and dropout.
         The caller's global torch RNG state is left untouched.
     verbose : int, default=0
         0 is silent; 1 prints one line per epoch.
+    checkpoint_dir : str, path-like or None, default=None
+        Folder for crash-safe training. The training state (network, optimizer,
+        schedule, RNG states, epoch and position in the epoch) is written there
+        atomically at every epoch end and every ``checkpoint_interval`` seconds;
+        a later ``fit`` with the same arguments, data and an int
+        ``random_state`` resumes from it and ends with the same model as an
+        uninterrupted run. The file is deleted when ``fit`` finishes.
+    checkpoint_interval : float, default=600.0
+        Minimum seconds between two checkpoints inside an epoch (0: after
+        every optimizer step). Epoch ends are always checkpointed.
 
     Attributes
     ----------
@@ -159,9 +191,12 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
     encoder_ : TextEncoder
         The fitted tokenizer and network factory.
     network_ : TextClassifierNetwork
-        The trained network (kept on the CPU between calls).
+        The trained network (on the CPU between calls unless ``keep_on_device``).
     max_length_, epochs_, batch_size_, learning_rate_ : int, int, int, float
         The resolved values of the ``"auto"`` parameters.
+    world_size_ : int
+        Number of processes that trained the model (1 outside a
+        data-parallel job).
 
     See Also
     --------
@@ -225,8 +260,12 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         "precision": [StrOptions({"auto", "fp32", "bf16", "fp16"})],
         "grad_accumulation_steps": [_POSITIVE_INT],
         "device": [str],
+        "distributed": ["boolean", _AUTO],
+        "keep_on_device": ["boolean"],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
+        "checkpoint_dir": [str, os.PathLike, None],
+        "checkpoint_interval": [Interval(Real, 0, None, closed="left")],
     }
 
     def __init__(
@@ -257,8 +296,12 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         precision="auto",
         grad_accumulation_steps=1,
         device="auto",
+        distributed="auto",
+        keep_on_device=False,
         random_state=None,
         verbose=0,
+        checkpoint_dir=None,
+        checkpoint_interval=600.0,
     ):
         self.encoder = encoder
         self.max_length = max_length
@@ -285,8 +328,12 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         self.precision = precision
         self.grad_accumulation_steps = grad_accumulation_steps
         self.device = device
+        self.distributed = distributed
+        self.keep_on_device = keep_on_device
         self.random_state = random_state
         self.verbose = verbose
+        self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_interval = checkpoint_interval
 
     # -- scikit-learn plumbing ------------------------------------------------
     def __sklearn_tags__(self):
@@ -334,11 +381,15 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
             raise ValueError("validation_data must be a pair (X_val, y_val).")
         texts = check_texts(validation_data[0], name="X_val")
-        labels = check_labels(validation_data[1], len(texts), name="y_val")
-        unseen = sorted({str(v) for v in labels} - {str(c) for c in self.classes_})
+        labels = check_labels(validation_data[1], len(texts), name="y_val", x_name="X_val")
+        kind, val_kind = label_kind(self.classes_[0]), label_kind(labels[0])
+        if kind != val_kind:
+            raise TypeError(f"y_val holds {val_kind} labels but y holds {kind} labels; use the same type.")
+        index = {c: i for i, c in enumerate(self.classes_.tolist())}
+        unseen = sorted({str(v) for v in labels.tolist() if v not in index})
         if unseen:
             raise ValueError(f"y_val has labels not present in y: {unseen[:5]}.")
-        return texts, np.searchsorted(self.classes_, labels)
+        return texts, np.fromiter((index[v] for v in labels.tolist()), dtype=np.int64, count=len(labels))
 
     def _training_config(self, encoder, device) -> TrainingConfig:
         dtype, use_scaler = resolve_precision(self.precision, device)
@@ -350,13 +401,17 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
             device=device, autocast_dtype=dtype, use_scaler=use_scaler, verbose=self.verbose,
         )
 
-    def _make_trainer(self, network, encoder, loss_fn, config, rng):
+    def _make_trainer(self, network, encoder, loss_fn, config, rng, context=None, checkpointer=None):
         """The trainer for ``train_encoder``: whole network, top layers, or head on features."""
         if isinstance(self.train_encoder, str) and self.train_encoder == "none":
             return FrozenEncoderTrainer(network, encoder, loss_fn, config, rng, cache=self.feature_cache)
-        if isinstance(self.train_encoder, str):
-            return Trainer(network, encoder, loss_fn, config, rng)
-        return PartialTrainer(network, encoder, loss_fn, config, rng, n_layers=self.train_encoder)
+        if not isinstance(self.train_encoder, str):
+            return PartialTrainer(
+                network, encoder, loss_fn, config, rng, n_layers=self.train_encoder, checkpointer=checkpointer
+            )
+        if context is None:
+            return Trainer(network, encoder, loss_fn, config, rng, checkpointer)
+        return DistributedTrainer(network, encoder, loss_fn, config, rng, context, checkpointer)
 
     def _make_loss(self, counts):
         """Resolve the gate and prior for ``counts`` and build the loss."""
@@ -373,6 +428,26 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
             bs_weight=self.bs_weight, bs_temperature=self.bs_temperature,
             prior_alpha=self.prior_alpha,
         )
+
+    def _make_checkpointer(self, seed, device, texts, y_idx, weights, train_rows, validation):
+        """The :class:`~sktail._checkpoint.Checkpointer` of this run, or None without ``checkpoint_dir``."""
+        if self.checkpoint_dir is None:
+            return None
+        if self.random_state is None:
+            warnings.warn(
+                "checkpoint_dir is set but random_state is None: every fit draws a new seed, so an "
+                "interrupted fit cannot be resumed. Pass an int random_state.", UserWarning, stacklevel=3,
+            )
+        ignored = ("checkpoint_dir", "checkpoint_interval", "verbose", "device", "random_state")
+        params = {k: v for k, v in self.get_params(deep=False).items() if k not in ignored}
+        params["device"] = str(device)
+        fingerprint = fit_fingerprint(
+            params,
+            {"classes": self.classes_, "y": y_idx, "sample_weight": weights, "train_rows": train_rows,
+             "y_val": None if validation is None else validation[1], "seed": np.int64(seed)},
+            {"X": texts, "X_val": [] if validation is None else validation[0]},
+        )
+        return Checkpointer(self.checkpoint_dir, fingerprint, self.checkpoint_interval)
 
     # -- public API ---------------------------------------------------------------
     @_fit_context(prefer_skip_nested_validation=True)
@@ -400,6 +475,9 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         labels = check_labels(y, len(texts))
         weights = check_sample_weight(sample_weight, len(texts))
         device = resolve_device(self.device)
+        context = init_distributed(self.distributed, device)
+        if context is not None:
+            device = context.device
         try:
             self.classes_, y_idx = np.unique(labels, return_inverse=True)
         except TypeError as error:
@@ -407,7 +485,7 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         if len(self.classes_) < 2:
             raise ValueError(f"y has a single class ({self.classes_[0]!r}); at least 2 classes are required.")
         validation = None if validation_data is None else self._check_validation_data(validation_data)
-        rng = check_random_state(self.random_state)
+        rng = shared_random_state(self.random_state, check_random_state(self.random_state), context)
         train_rows, val_rows = self._holdout(y_idx, validation_data, rng)
         if val_rows is not None:
             validation = ([texts[i] for i in val_rows], y_idx[val_rows])
@@ -415,8 +493,9 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         self.class_counts_ = np.bincount(y_train, minlength=len(self.classes_))
         loss_fn = self._make_loss(self.class_counts_)
 
-        encoder = self._make_encoder()
-        check_train_encoder(self.train_encoder, encoder)
+        with main_process_first(context):
+            encoder = self._make_encoder()
+        check_train_encoder(self.train_encoder, encoder, distributed=context is not None)
         for name in ("max_length", "epochs", "batch_size", "learning_rate"):
             setattr(self, name + "_", self._resolve(name, encoder))
         train_ids = encoder.fit_tokenize([texts[i] for i in train_rows], self.max_length_)
@@ -424,20 +503,26 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         train_w = None if weights is None else weights[train_rows]
 
         seed = int(rng.randint(np.iinfo(np.int32).max))
+        checkpointer = self._make_checkpointer(seed, device, texts, y_idx, weights, train_rows, validation)
+        self.__dict__.pop("network_", None)  # a refit that fails must not leave the old network looking fitted
         fork_devices = [device.index or 0] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=fork_devices):
             torch.manual_seed(seed)
             network = TextClassifierNetwork(encoder.build_network(), len(self.classes_), self.dropout)
-            trainer = self._make_trainer(network, encoder, loss_fn, self._training_config(encoder, device), rng)
+            config = self._training_config(encoder, device)
+            trainer = self._make_trainer(network, encoder, loss_fn, config, rng, context, checkpointer)
             try:
                 self.history_, self.best_epoch_ = trainer.fit((train_ids, y_train, train_w), val_pair)
             finally:
-                network.to("cpu")
+                if not self.keep_on_device:
+                    network.to("cpu")
+                # The optimizer state (twice the weights) goes with the trainer.
                 del trainer
                 self._release_device_memory(device)
         self.encoder_ = encoder
         self.network_ = network.eval()
         self.n_iter_ = len(self.history_)
+        self.world_size_ = 1 if context is None else context.world_size
         kept = [h for h in self.history_ if h["epoch"] == self.best_epoch_]
         self.best_validation_score_ = kept[0].get("val_accuracy") if kept else None
         return self
@@ -449,7 +534,12 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
             torch.cuda.empty_cache()
 
     def decision_function(self, X):
-        """Raw logits of the head.
+        """Raw logits of the head, one column per class.
+
+        Unlike scikit-learn's binary convention, two classes also give two
+        columns: the raw logits are what the method trains. For binary
+        ``roc_auc`` scoring use a scorer that reads :meth:`predict_proba`,
+        e.g. ``make_scorer(roc_auc_score, response_method="predict_proba")``.
 
         Parameters
         ----------
@@ -461,19 +551,28 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         ndarray of shape (n_samples, n_classes)
             Logits, columns in the order of ``classes_``.
         """
+        return self._logits(X)
+
+    def _logits(self, X):
+        """Logits of shape (n_samples, n_classes), columns following ``classes_``."""
         check_is_fitted(self)
         texts = check_texts(X)
-        ids = self.encoder_.tokenize(texts, self.max_length_)
         device = resolve_device(self.device)
         dtype, _ = resolve_precision(self.precision, device)
         network = self.network_.to(device)
+        logits = np.empty((len(texts), len(self.classes_)), dtype=np.float32)
         try:
-            return predict_logits(
-                network, self.encoder_, ids, batch_size=max(64, 2 * self.batch_size_),
-                device=device, autocast_dtype=dtype,
-            )
+            # Tokenize and score a chunk at a time, so memory beyond the output
+            # stays bounded however many texts there are.
+            for start in range(0, len(texts), PREDICT_CHUNK_SIZE):
+                chunk = texts[start : start + PREDICT_CHUNK_SIZE]
+                logits[start : start + len(chunk)] = predict_logits(
+                    network, self.encoder_, self.encoder_.tokenize(chunk, self.max_length_),
+                    batch_size=max(64, 2 * self.batch_size_), device=device, autocast_dtype=dtype,
+                )
+            return logits
         finally:
-            if device.type != "cpu":
+            if device.type != "cpu" and not self.keep_on_device:
                 self.network_.to("cpu")
                 self._release_device_memory(device)
 
@@ -490,7 +589,7 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         ndarray of shape (n_samples, n_classes)
             Rows sum to 1; columns follow ``classes_``.
         """
-        return _softmax(self.decision_function(X))
+        return _softmax(self._logits(X))
 
     def predict_log_proba(self, X):
         """Logarithm of :meth:`predict_proba`, computed stably.
@@ -503,8 +602,9 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         Returns
         -------
         ndarray of shape (n_samples, n_classes)
+            Log-probabilities; columns follow ``classes_``.
         """
-        z = self.decision_function(X).astype(np.float64)
+        z = self._logits(X).astype(np.float64)
         z -= z.max(axis=1, keepdims=True)
         return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
 
@@ -521,8 +621,33 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         ndarray of shape (n_samples,)
             Labels from ``classes_``.
         """
-        logits = self.decision_function(X)
+        logits = self._logits(X)
         return self.classes_[logits.argmax(axis=1)]
+
+    def save(self, path):
+        """Write the fitted classifier to a pickle-free model file.
+
+        The file holds JSON settings, safetensors weights and the encoder's
+        tokenizer data, with a format version and checksums; it is written
+        atomically. Read it back with :func:`sktail.load`.
+
+        Parameters
+        ----------
+        path : str or path-like
+            Destination file (conventionally ``*.sktail``).
+
+        Returns
+        -------
+        pathlib.Path
+            ``path``.
+        """
+        from ._persistence import save
+
+        return save(self, path)
+
+    def __sklearn_is_fitted__(self):
+        """Fitted once a trained network exists (a failed ``fit`` leaves it unfitted)."""
+        return hasattr(self, "network_")
 
     # -- pickling: CPU weights as a torch blob, the network rebuilt on load ------
     def __getstate__(self):
@@ -541,8 +666,14 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
             self.network_ = self._rebuild_network(weights)
 
     def _rebuild_network(self, weights: bytes):
-        map_location = None if torch.cuda.is_available() else "cpu"
-        state_dict = torch.load(io.BytesIO(weights), map_location=map_location, weights_only=True)
+        # Always onto the CPU, whatever device tag the tensors carry (a blob
+        # written where CUDA existed loads where it does not); predictions
+        # move the network to ``device`` when needed.
+        state_dict = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
+        return self._network_from_state_dict(state_dict)
+
+    def _network_from_state_dict(self, state_dict):
+        """Build the network from the fitted encoder's configuration and load ``state_dict``."""
         with torch.random.fork_rng(devices=[]):
             network = TextClassifierNetwork(
                 self.encoder_.build_network(pretrained=False), len(self.classes_), self.dropout

@@ -332,6 +332,16 @@ class McNemarResult(NamedTuple):
         ``min(b, c)``.
     pvalue : float
         Exact two-sided p-value.
+
+    See Also
+    --------
+    mcnemar_exact : The test that returns it.
+
+    Examples
+    --------
+    >>> from sktail.metrics import McNemarResult
+    >>> McNemarResult(b=6, c=1, statistic=1, pvalue=0.125).pvalue
+    0.125
     """
 
     b: int
@@ -438,7 +448,9 @@ def evaluation_report(y_true, y_pred, class_counts=None):
 
     See Also
     --------
-    band_accuracy, macro_f1, balanced_accuracy
+    band_accuracy : Accuracy inside each frequency band.
+    macro_f1 : Unweighted mean of the per-class F1 scores.
+    balanced_accuracy : Mean per-class recall.
 
     Examples
     --------

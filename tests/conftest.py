@@ -14,6 +14,8 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# The test networks are tiny: intra-op threads only add contention on small CI machines.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from sktail.datasets import make_long_tail_text  # noqa: E402
 
@@ -64,11 +66,9 @@ def write_tiny_bert(path, *, hidden_size=32, num_layers=2):
     path.mkdir(parents=True, exist_ok=True)
     vocab = _char_vocab()
     (path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    # transformers 5 takes the vocabulary as ``vocab``; ``vocab_file`` is silently ignored
-    # and would leave a tokenizer that maps every character to [UNK].
-    tokenizer = BertTokenizerFast(vocab=str(path / "vocab.txt"), do_lower_case=True, tokenize_chinese_chars=True)
-    if len(tokenizer) != len(vocab):
-        raise RuntimeError(f"tiny BERT tokenizer has {len(tokenizer)} tokens, expected {len(vocab)}")
+    # from_pretrained reads vocab.txt in transformers 4 and 5 alike (5's constructor
+    # takes ``vocab=``, and silently ignores ``vocab_file=``, leaving 5 tokens).
+    tokenizer = BertTokenizerFast.from_pretrained(path, do_lower_case=True, tokenize_chinese_chars=True)
     tokenizer.save_pretrained(path)
     config = BertConfig(
         vocab_size=len(vocab), hidden_size=hidden_size, num_hidden_layers=num_layers,
@@ -84,3 +84,48 @@ def write_tiny_bert(path, *, hidden_size=32, num_layers=2):
 def tiny_bert_dir(tmp_path_factory):
     """A tiny random-weight BERT directory with a character vocabulary."""
     return write_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+def write_tiny_xlmr(path, *, hidden_size=32, num_layers=2):
+    """Write an XLM-RoBERTa directory (Unigram character tokenizer, random weights).
+
+    Like the real XLM-R the padding id is 1 and position ids count from
+    ``padding_idx + 1``, so code that mishandles the padding id shows.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        Target directory (created).
+    hidden_size : int, default=32
+        Width of the model.
+    num_layers : int, default=2
+        Transformer layers.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    import torch
+    from transformers import XLMRobertaConfig, XLMRobertaModel, XLMRobertaTokenizer
+
+    path.mkdir(parents=True, exist_ok=True)
+    chars = [c for c in _char_vocab() if not c.startswith("[")]
+    pieces = [("<s>", 0.0), ("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("\u2581", -2.0)]
+    pieces += [(c, -5.0) for c in chars] + [("<mask>", 0.0)]
+    tokenizer = XLMRobertaTokenizer(vocab=pieces)
+    tokenizer.save_pretrained(path)
+    config = XLMRobertaConfig(
+        vocab_size=len(pieces), hidden_size=hidden_size, num_hidden_layers=num_layers,
+        num_attention_heads=2, intermediate_size=2 * hidden_size, max_position_embeddings=130,
+        type_vocab_size=1, pad_token_id=1, bos_token_id=0, eos_token_id=2,
+    )
+    torch.manual_seed(0)
+    XLMRobertaModel(config).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_xlmr_dir(tmp_path_factory):
+    """A tiny random-weight XLM-RoBERTa directory (padding id 1)."""
+    return write_tiny_xlmr(tmp_path_factory.mktemp("tiny-xlmr"))

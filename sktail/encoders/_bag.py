@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import math
+from numbers import Integral, Real
+
 import numpy as np
 import torch
 from torch import nn
 
-from .._tokenize import JiebaVocabulary
+from .._tokenize import PAD, UNK, JiebaVocabulary
 from ._base import EncoderNetwork, TextEncoder
 
 __all__ = ["BagEncoder", "BagNetwork"]
@@ -60,6 +64,13 @@ class BagEncoder(TextEncoder):
     defaults = {"max_length": 512, "epochs": 8, "batch_size": 32, "learning_rate": 5e-3}
 
     def __init__(self, embedding_dim=128, min_count=1, words=True, chars=True, bigrams=True, init_std=0.1):
+        for name, value in (("embedding_dim", embedding_dim), ("min_count", min_count)):
+            if not isinstance(value, Integral) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"encoder option {name} must be a positive int, got {value!r}.")
+        if not isinstance(init_std, Real) or not math.isfinite(init_std) or init_std <= 0:
+            raise ValueError(f"encoder option init_std must be a finite float > 0, got {init_std!r}.")
+        if not (words or chars or bigrams):
+            raise ValueError("encoder options words, chars and bigrams are all False; enable at least one.")
         self.embedding_dim = int(embedding_dim)
         self.init_std = float(init_std)
         self.vocabulary = JiebaVocabulary(min_count, words=words, chars=chars, bigrams=bigrams)
@@ -88,3 +99,27 @@ class BagEncoder(TextEncoder):
         """Encoder name and vocabulary size."""
         size = len(self.vocabulary) if hasattr(self.vocabulary, "tokens_") else "unfitted"
         return f"jieba-bag(dim={self.embedding_dim}, vocab={size})"
+
+    def to_config(self):
+        """Settings and the vocabulary (``vocabulary.json``, the id-ordered token list)."""
+        vocabulary = self.vocabulary
+        config = {
+            "embedding_dim": self.embedding_dim, "init_std": self.init_std,
+            "min_count": vocabulary.min_count, "words": vocabulary.words,
+            "chars": vocabulary.chars, "bigrams": vocabulary.bigrams,
+        }
+        return config, {"vocabulary.json": json.dumps(vocabulary.tokens_).encode("ascii")}
+
+    @classmethod
+    def from_config(cls, config, files):
+        """Rebuild the fitted encoder from :meth:`to_config` output."""
+        encoder = cls(**config)
+        tokens = json.loads(files["vocabulary.json"].decode("ascii"))
+        if (
+            not isinstance(tokens, list) or tokens[:2] != [PAD, UNK]
+            or not all(isinstance(t, str) for t in tokens) or len(set(tokens)) != len(tokens)
+        ):
+            raise ValueError("vocabulary.json is not a valid vocabulary: expected unique str tokens starting with <pad>, <unk>.")
+        encoder.vocabulary.tokens_ = tokens
+        encoder.vocabulary._index = {t: i for i, t in enumerate(tokens)}
+        return encoder

@@ -92,6 +92,42 @@ class TextEncoder(ABC):
         """Id used for padding."""
         return 0
 
+    def to_config(self) -> tuple[dict, dict[str, bytes]]:
+        """The fitted encoder as JSON settings plus named data files, for :func:`sktail.load`.
+
+        Together with :meth:`from_config` this is the pickle-free serialisation
+        used by :meth:`AutoTailClassifier.save`: the settings must be
+        JSON-serialisable and the files plain data (vocabularies, tokenizer and
+        model configuration), never code.
+
+        Returns
+        -------
+        config : dict
+            JSON-serialisable settings.
+        files : dict of str to bytes
+            File name (no directory part) to content.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not support saving with to_config().")
+
+    @classmethod
+    def from_config(cls, config: dict, files: dict[str, bytes]) -> TextEncoder:
+        """Rebuild a fitted encoder from the output of :meth:`to_config`.
+
+        Parameters
+        ----------
+        config : dict
+            Settings returned by :meth:`to_config`.
+        files : dict of str to bytes
+            Data files returned by :meth:`to_config`.
+
+        Returns
+        -------
+        TextEncoder
+            An encoder that tokenizes exactly like the saved one and builds its
+            network with ``build_network(pretrained=False)``.
+        """
+        raise NotImplementedError(f"{cls.__name__} does not support loading with from_config().")
+
     def describe(self) -> str:
         """Short human-readable identity of the encoder."""
         return type(self).__name__

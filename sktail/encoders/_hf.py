@@ -6,8 +6,11 @@ this family is built, so ``import sktail`` stays light.
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +22,11 @@ from ._base import EncoderNetwork, TextEncoder, pad_ids
 __all__ = ["PRESETS", "HFEncoder", "HFNetwork", "resolve_model_path"]
 
 #: Short names accepted by ``encoder=``: (hub id, load with BERT classes).
+#: ``hfl/chinese-roberta-wwm-ext`` is a BERT checkpoint despite its name.
 PRESETS = {
     "macbert-base": ("hfl/chinese-macbert-base", False),
     "roberta-wwm-ext": ("hfl/chinese-roberta-wwm-ext", True),
 }
-_NO_POOLER_TYPES = {"bert", "roberta", "xlm-roberta", "camembert", "ernie", "nezha", "megatron-bert"}
 
 
 def resolve_model_path(name: str) -> tuple[str, bool]:
@@ -39,25 +42,71 @@ def resolve_model_path(name: str) -> tuple[str, bool]:
     -------
     path : str
         Directory or hub id to load.
-    force_bert : bool
-        Whether the checkpoint must be loaded with BERT classes.
+    bert_classes : bool
+        Whether the checkpoint must be loaded with BERT classes
+        (``BertModel``, ``BertTokenizerFast``) whatever its files say.
     """
     if name == "e5-small":
         from ._e5 import build_e5_small
 
-        return str(build_e5_small()), True
+        # A BERT folder whose config and tokenizer files name their classes.
+        return str(build_e5_small()), False
     if name in PRESETS:
         return PRESETS[name]
-    return name, False
+    return os.path.expanduser(name), False
+
+
+def _looks_like_path(name: str) -> bool:
+    return name.startswith((".", "~", os.sep)) or (os.sep != "/" and ":" in name)
 
 
 def _load_error(name: str, path: str, error: Exception) -> OSError:
-    return OSError(
-        f"Could not load the encoder {name!r} (from {path!r}): {error}\n"
-        "Pass a local directory holding config.json, the weights and the tokenizer files, "
-        "e.g. one made where the Hugging Face hub is reachable with "
-        f"`huggingface-cli download {path} --local-dir DIR`, then encoder='DIR'."
+    needs = (
+        "a local directory holding config.json, the weights (model.safetensors or "
+        "pytorch_model.bin) and the tokenizer files (tokenizer.json or vocab.txt)"
     )
+    if os.path.isdir(path):
+        return OSError(f"Could not load the encoder {name!r} from {path!r}: {error}.\nencoder= needs {needs}.")
+    if _looks_like_path(path):
+        problem = f"the directory {path!r} does not exist"
+    else:
+        problem = f"loading {path!r} failed: {error}"
+    return OSError(
+        f"Could not load the encoder {name!r}: {problem}.\n"
+        f"Without internet access, pass {needs} as encoder='DIR'. Make one where the Hugging "
+        f"Face hub is reachable, e.g. `hf download {path} --local-dir DIR` (or "
+        "`huggingface-cli download`), and copy it over. encoder='e5-small' needs no download "
+        "(install sktail[offline])."
+    )
+
+
+@contextlib.contextmanager
+def _quiet_transformers():
+    """Silence transformers' load reports and progress bars during a load.
+
+    sktail warns itself about what matters (missing weights).
+    """
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def _no_init_weights():
+    """Skip random initialisation of a model whose weights are loaded next."""
+    try:
+        from transformers.initialization import no_init_weights
+    except ImportError:  # transformers < 5
+        from transformers.modeling_utils import no_init_weights
+    return no_init_weights()
 
 
 class HFNetwork(EncoderNetwork):
@@ -66,7 +115,7 @@ class HFNetwork(EncoderNetwork):
     Parameters
     ----------
     model : transformers.PreTrainedModel
-        The base model (no task head).
+        The base model (no task head, no pooler).
     """
 
     def __init__(self, model):
@@ -80,7 +129,7 @@ class HFNetwork(EncoderNetwork):
         return out.last_hidden_state[:, 0]
 
     def input_embeddings(self):
-        """The transformer's input word-embedding matrix."""
+        """The transformer's input word-embedding matrix (``get_input_embeddings()``)."""
         return self.model.get_input_embeddings().weight
 
 
@@ -93,11 +142,12 @@ class HFEncoder(TextEncoder):
         A preset, a local directory or a hub id, see :func:`resolve_model_path`.
     prune_vocabulary : bool, default=False
         Keep only the embedding rows of tokens seen in the training texts (plus
-        special tokens). Unseen tokens then map to the unknown token. Seen
-        tokens keep their exact embeddings, so predictions on texts made of seen
-        tokens do not change; large multilingual vocabularies shrink from
-        hundreds of thousands of rows to a few thousand, which makes optimizer
-        steps on CPU much cheaper.
+        special tokens and every id up to the padding id, so the padding id and
+        RoBERTa-style position ids are unchanged). Unseen tokens then map to
+        the unknown token. Seen tokens keep their exact embeddings, so
+        predictions on texts made of seen tokens do not change; a 250k-row
+        multilingual vocabulary shrinks to a few thousand rows, which makes
+        optimizer steps on the CPU much cheaper.
     """
 
     defaults = {"max_length": 128, "epochs": 2, "batch_size": 16, "learning_rate": 2e-5}
@@ -105,63 +155,114 @@ class HFEncoder(TextEncoder):
     def __init__(self, name: str, prune_vocabulary: bool = False):
         self.name = name
         self.prune_vocabulary = bool(prune_vocabulary)
-        self._path, self._force_bert = resolve_model_path(name)
+        self._path, self._bert_classes = resolve_model_path(name)
         self._tokenizer = self._load_tokenizer(self._path)
         self._config = None
         self._kept_ids = None
         self._id_map = None
 
     # -- loading ---------------------------------------------------------------
-    def _load_tokenizer(self, path):
+    def _load_tokenizer(self, path, *, check_config=True):
+        # BERT-class checkpoints get BertTokenizerFast (their files may name
+        # another class); everything else, and the files sktail saved when
+        # pickling (they record the class), goes through AutoTokenizer.
+        from transformers import AutoTokenizer, BertTokenizerFast
+
+        cls = BertTokenizerFast if self._bert_classes else AutoTokenizer
         try:
-            if self._force_bert:
-                from transformers import BertTokenizerFast, PreTrainedTokenizerFast
-
-                cls = BertTokenizerFast if os.path.exists(os.path.join(path, "vocab.txt")) or not os.path.isdir(path) else PreTrainedTokenizerFast
-                return cls.from_pretrained(path)
-            from transformers import AutoTokenizer
-
-            return AutoTokenizer.from_pretrained(path, use_fast=True)
+            with _quiet_transformers():
+                # The config first: transformers 5 quietly builds an empty
+                # tokenizer when a concrete class finds no files.
+                if check_config:
+                    self._load_config(path)
+                tokenizer = cls.from_pretrained(path)
         except (OSError, ValueError) as error:
             raise _load_error(self.name, path, error) from error
+        if len(tokenizer) <= len(set(tokenizer.all_special_ids)):
+            raise _load_error(
+                self.name, path, OSError("no tokenizer vocabulary was found (tokenizer.json or vocab.txt missing or empty)")
+            )
+        if not getattr(tokenizer, "is_fast", False):
+            raise ValueError(
+                f"The encoder {self.name!r} has no fast tokenizer (tokenizer.json); "
+                "sktail needs one to tokenize quickly."
+            )
+        return tokenizer
 
-    def _model_kwargs(self, config):
-        kwargs = {}
-        if config.model_type in _NO_POOLER_TYPES:
-            kwargs["add_pooling_layer"] = False
-        return kwargs
+    def _model_class(self, config):
+        if self._bert_classes:
+            from transformers import BertModel
+
+            return BertModel
+        from transformers.models.auto.modeling_auto import MODEL_MAPPING
+
+        try:
+            return MODEL_MAPPING[type(config)]
+        except KeyError as error:
+            raise ValueError(
+                f"The encoder {self.name!r} has model_type {config.model_type!r}, which has "
+                "no base model class in transformers."
+            ) from error
+
+    @staticmethod
+    def _model_kwargs(model_cls):
+        # [CLS] pooling: the tanh pooler of BERT-like models is never built.
+        if "add_pooling_layer" in inspect.signature(model_cls.__init__).parameters:
+            return {"add_pooling_layer": False}
+        return {}
+
+    def _load_config(self, path):
+        from transformers import AutoConfig, BertConfig
+
+        return (BertConfig if self._bert_classes else AutoConfig).from_pretrained(path)
 
     def build_network(self, *, pretrained=True):
-        """Load the pretrained weights, or build from the stored config only."""
-        from transformers import AutoConfig, AutoModel, BertModel
+        """Load the pretrained weights, or build from the stored config only.
 
-        model_cls = BertModel if self._force_bert else AutoModel
-        if pretrained:
-            try:
-                config = AutoConfig.from_pretrained(self._path)
-                model = model_cls.from_pretrained(
-                    self._path, dtype=torch.float32, **self._model_kwargs(config)
+        Parameters
+        ----------
+        pretrained : bool, default=True
+            False builds the architecture from the stored config without
+            initialising it (the caller loads a state dict next).
+
+        Returns
+        -------
+        HFNetwork
+        """
+        if not pretrained:
+            model_cls = self._model_class(self._config)
+            with _quiet_transformers(), _no_init_weights():
+                model = model_cls(self._config, **self._model_kwargs(model_cls))
+            return HFNetwork(model.float())
+        try:
+            with _quiet_transformers():
+                config = self._load_config(self._path)
+                model_cls = self._model_class(config)
+                model, info = model_cls.from_pretrained(
+                    self._path, config=config, dtype=torch.float32, output_loading_info=True,
+                    **self._model_kwargs(model_cls),
                 )
-            except (OSError, ValueError) as error:
-                raise _load_error(self.name, self._path, error) from error
-            if self._kept_ids is not None:
-                self._shrink_embeddings(model)
-            self._config = model.config
-        else:
-            if self._force_bert:
-                model = BertModel(self._config, **self._model_kwargs(self._config))
-            else:
-                model = AutoModel.from_config(self._config, **self._model_kwargs(self._config))
+        except (OSError, ValueError) as error:
+            raise _load_error(self.name, self._path, error) from error
+        missing = [k for k in info.get("missing_keys", ()) if "pooler" not in k]
+        if missing:
+            warnings.warn(
+                f"The encoder {self.name!r} lacks {len(missing)} weights, which start from random "
+                f"values: {sorted(missing)[:5]}", UserWarning, stacklevel=3,
+            )
+        if self._kept_ids is not None:
+            self._shrink_embeddings(model)
+        self._config = model.config
         return HFNetwork(model)
 
     def _shrink_embeddings(self, model):
         old = model.get_input_embeddings()
         kept = torch.as_tensor(self._kept_ids)
-        new = nn.Embedding(len(self._kept_ids), old.embedding_dim, padding_idx=self.pad_id())
+        new = nn.Embedding(len(kept), old.embedding_dim, padding_idx=old.padding_idx)
         with torch.no_grad():
             new.weight.copy_(old.weight[kept])
         model.set_input_embeddings(new)
-        model.config.vocab_size = len(self._kept_ids)
+        model.config.vocab_size = len(kept)
 
     # -- tokenisation ----------------------------------------------------------
     def _raw_ids(self, texts, max_length):
@@ -172,7 +273,19 @@ class HFEncoder(TextEncoder):
         return [np.asarray(ids, dtype=np.int64) for ids in encoded["input_ids"]]
 
     def fit_tokenize(self, texts, max_length):
-        """Tokenize the training texts; with ``prune_vocabulary`` learn the kept rows."""
+        """Tokenize the training texts; with ``prune_vocabulary`` learn the kept rows.
+
+        Parameters
+        ----------
+        texts : list of str
+            Training texts.
+        max_length : int
+            Maximum ids per text, special tokens included.
+
+        Returns
+        -------
+        list of ndarray of int64
+        """
         ids = self._raw_ids(texts, max_length)
         if self.prune_vocabulary:
             self._fit_pruning(ids)
@@ -181,27 +294,49 @@ class HFEncoder(TextEncoder):
 
     def _fit_pruning(self, ids):
         tok = self._tokenizer
+        if tok.unk_token_id is None or tok.pad_token_id is None:
+            raise ValueError(
+                f"prune_vocabulary needs a tokenizer with unknown and padding tokens; "
+                f"{self.name!r} lacks one."
+            )
         special = [i for i in tok.all_special_ids if i is not None]
-        seen = np.unique(np.concatenate([*ids, np.asarray(special, dtype=np.int64)]))
-        # Keep the unknown and padding tokens first, so both have fixed new ids.
-        first = [tok.pad_token_id, tok.unk_token_id]
-        rest = [i for i in seen.tolist() if i not in first]
-        self._kept_ids = np.asarray(first + rest, dtype=np.int64)
-        id_map = np.full(len(tok), 1, dtype=np.int64)
-        id_map[self._kept_ids] = np.arange(len(self._kept_ids))
+        # Every id up to the padding id is kept, so the kept ids, sorted, leave
+        # the ids 0..pad (padding included) where they were: the embedding's
+        # padding_idx and RoBERTa's position ids (counted from pad + 1) hold.
+        keep = np.concatenate([*ids, np.asarray(special, dtype=np.int64), np.arange(tok.pad_token_id + 1)])
+        self._set_kept_ids(np.unique(keep))
+
+    def _set_kept_ids(self, kept_ids):
+        """Keep these (sorted) embedding rows; every other token maps to the unknown token."""
+        tok = self._tokenizer
+        self._kept_ids = kept_ids
+        new_unk = int(np.searchsorted(kept_ids, tok.unk_token_id))
+        id_map = np.full(max(len(tok), int(kept_ids[-1]) + 1), new_unk, dtype=np.int64)
+        id_map[kept_ids] = np.arange(len(kept_ids))
         self._id_map = id_map
 
     def tokenize(self, texts, max_length):
-        """Token ids with special tokens, truncated to ``max_length``."""
+        """Token ids with special tokens, truncated to ``max_length``.
+
+        Parameters
+        ----------
+        texts : list of str
+            Texts.
+        max_length : int
+            Maximum ids per text, special tokens included.
+
+        Returns
+        -------
+        list of ndarray of int64
+            Ids of the pruned vocabulary when ``prune_vocabulary`` was fitted.
+        """
         ids = self._raw_ids(texts, max_length)
         if self._id_map is not None:
             ids = [self._id_map[a] for a in ids]
         return ids
 
     def pad_id(self):
-        """The new padding id after pruning, else the tokenizer's."""
-        if self._id_map is not None:
-            return 0
+        """The tokenizer's padding id (unchanged by pruning)."""
         pad = self._tokenizer.pad_token_id
         return 0 if pad is None else int(pad)
 
@@ -216,12 +351,15 @@ class HFEncoder(TextEncoder):
         return f"{self.name}{kept}"
 
     # -- pickling: tokenizer files and config travel as bytes -------------------
-    def __getstate__(self):
+    def _files(self) -> dict:
         with tempfile.TemporaryDirectory() as tmp:
             self._tokenizer.save_pretrained(tmp)
             if self._config is not None:
                 self._config.save_pretrained(tmp)
-            files = {p.name: p.read_bytes() for p in Path(tmp).iterdir() if p.is_file()}
+            return {p.name: p.read_bytes() for p in Path(tmp).iterdir() if p.is_file()}
+
+    def __getstate__(self):
+        files = self._files()
         state = {k: v for k, v in self.__dict__.items() if k not in ("_tokenizer", "_config")}
         state["_files"] = files
         state["_has_config"] = self._config is not None
@@ -234,9 +372,41 @@ class HFEncoder(TextEncoder):
         with tempfile.TemporaryDirectory() as tmp:
             for name, data in files.items():
                 Path(tmp, name).write_bytes(data)
-            self._tokenizer = self._load_tokenizer(tmp)
-            self._config = None
-            if has_config:
-                from transformers import AutoConfig, BertConfig
+            self._tokenizer = self._load_tokenizer(tmp, check_config=has_config)
+            self._config = self._load_config(tmp) if has_config else None
 
-                self._config = (BertConfig if self._force_bert else AutoConfig).from_pretrained(tmp)
+    # -- saving without pickle: JSON settings plus the tokenizer and config files -----
+    def to_config(self):
+        """Settings (name, pruning ids) and the tokenizer files plus ``config.json``."""
+        if self._config is None:
+            raise ValueError(f"encoder {self.name!r} has no network configuration yet; fit it first.")
+        config = {
+            "name": self.name, "prune_vocabulary": self.prune_vocabulary,
+            "force_bert": bool(self._bert_classes),
+            "kept_ids": None if self._kept_ids is None else self._kept_ids.tolist(),
+        }
+        return config, self._files()
+
+    @classmethod
+    def from_config(cls, config, files):
+        """Rebuild the fitted encoder from :meth:`to_config` output, offline."""
+        if "config.json" not in files:
+            raise ValueError("the saved encoder has no config.json.")
+        encoder = cls.__new__(cls)
+        encoder.name = str(config["name"])
+        encoder.prune_vocabulary = bool(config["prune_vocabulary"])
+        encoder._path, encoder._bert_classes = encoder.name, bool(config["force_bert"])
+        encoder._kept_ids = encoder._id_map = None
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, data in files.items():
+                Path(tmp, name).write_bytes(data)
+            encoder._tokenizer = encoder._load_tokenizer(tmp)
+            encoder._config = encoder._load_config(tmp)
+        kept = config.get("kept_ids")
+        if kept is not None:
+            kept = np.asarray(kept, dtype=np.int64)
+            if (kept.ndim != 1 or kept.size == 0 or kept.min() < 0 or np.any(np.diff(kept) <= 0)
+                    or kept.max() >= len(encoder._tokenizer)):
+                raise ValueError("the saved pruning ids do not fit the saved tokenizer.")
+            encoder._set_kept_ids(kept)
+        return encoder

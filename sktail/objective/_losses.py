@@ -115,7 +115,9 @@ class AutoTailLoss(nn.Module):
 
     See Also
     --------
-    smoothed_cross_entropy, balanced_softmax_loss
+    smoothed_cross_entropy : The label-smoothed term.
+    balanced_softmax_loss : The Balanced Softmax term.
+    sktail.objective.compute_tail_prior : Computes ``offsets``.
 
     Notes
     -----
@@ -127,6 +129,16 @@ class AutoTailLoss(nn.Module):
     ----------
     "AutoTail-BSFGM: Class-Balance-Aware Fine-Tuning for Chinese Scholarly Text
     Classification", arXiv 2606.03576, 2026.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sktail.objective import AutoTailLoss, compute_tail_prior
+    >>> counts = [40, 9, 2]
+    >>> loss = AutoTailLoss(compute_tail_prior(counts).offsets, counts)
+    >>> logits = torch.tensor([[2.0, -1.0, 0.5], [0.1, 0.2, -0.3]])
+    >>> round(loss(logits, torch.tensor([0, 2])).item(), 4)
+    0.9492
     """
 
     def __init__(

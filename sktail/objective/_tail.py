@@ -55,7 +55,7 @@ def imbalance_index(class_counts) -> float:
     >>> round(imbalance_index([10, 10, 10]), 6)
     0.0
     >>> round(imbalance_index([90, 5, 5]), 3)
-    0.645
+    0.641
     """
     counts = _as_counts(class_counts)
     n_classes = counts.size
@@ -148,6 +148,16 @@ class TailPrior:
         Classes in the tail set (reported whether or not the gate is on).
     offsets : ndarray of float
         ``tau * m_k`` added to the logits inside the smoothed cross-entropy.
+
+    See Also
+    --------
+    compute_tail_prior : Builds it from class counts.
+
+    Examples
+    --------
+    >>> prior = compute_tail_prior([40, 20, 10, 5, 3])
+    >>> prior.gate_on, prior.tail_mask.tolist()
+    (True, [False, False, True, True, True])
     """
 
     imbalance_index: float

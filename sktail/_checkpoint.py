@@ -1,0 +1,138 @@
+"""Crash-safe training: the checkpoint file of one ``fit`` and its identity.
+
+A :class:`Checkpointer` writes the trainer's state (network, optimizer,
+scheduler, gradient scaler, numpy and torch RNG states, epoch, position inside
+the epoch and the epoch's batch order) atomically to
+``<checkpoint_dir>/sktail-<fingerprint>.ckpt``. The fingerprint hashes
+everything that determines the run (parameters, data, split and seed), so a
+second ``fit`` with the same arguments finds the file and resumes, while a
+different job sharing the folder never picks it up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ._persistence import atomic_write
+
+__all__ = ["CHECKPOINT_VERSION", "Checkpointer", "fit_fingerprint"]
+
+CHECKPOINT_VERSION = 1
+
+
+def fit_fingerprint(params: dict, arrays: dict, texts: dict) -> str:
+    """SHA-256 identity of a training run.
+
+    Parameters
+    ----------
+    params : dict
+        Settings of the run; values are hashed through their ``repr`` when
+        they are not JSON data.
+    arrays : dict of str to ndarray or None
+        Numeric inputs (labels, weights, row indices, seed).
+    texts : dict of str to list of str
+        Text inputs (training and validation texts).
+
+    Returns
+    -------
+    str
+        64 hexadecimal digits.
+    """
+    digest = hashlib.sha256()
+    digest.update(json.dumps(params, sort_keys=True, default=repr).encode("utf-8"))
+    for name in sorted(arrays):
+        value = arrays[name]
+        digest.update(name.encode("utf-8"))
+        if value is None:
+            digest.update(b"none")
+            continue
+        value = np.ascontiguousarray(value)
+        digest.update(f"{value.dtype.str}{value.shape}".encode())
+        digest.update(value.tobytes() if value.dtype != object else repr(value.tolist()).encode("utf-8"))
+    for name in sorted(texts):
+        digest.update(name.encode("utf-8") + len(texts[name]).to_bytes(8, "little"))
+        for text in texts[name]:
+            data = text.encode("utf-8")
+            digest.update(len(data).to_bytes(8, "little") + data)
+    return digest.hexdigest()
+
+
+class Checkpointer:
+    """Atomic checkpoints of one training run in a folder.
+
+    Parameters
+    ----------
+    directory : str or path-like
+        Folder of the checkpoint file (created if missing).
+    fingerprint : str
+        Identity of the run, see :func:`fit_fingerprint`.
+    interval : float, default=600.0
+        Minimum seconds between two checkpoints inside an epoch; every epoch
+        end is checkpointed regardless. 0 checkpoints after every optimizer step.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The checkpoint file.
+    """
+
+    def __init__(self, directory, fingerprint: str, interval: float = 600.0):
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.fingerprint = fingerprint
+        self.interval = float(interval)
+        self.path = directory / f"sktail-{fingerprint[:24]}.ckpt"
+        self._last = time.monotonic()
+
+    def due(self) -> bool:
+        """Whether ``interval`` seconds have passed since the last checkpoint."""
+        return time.monotonic() - self._last >= self.interval
+
+    def save(self, state: dict):
+        """Write the trainer state atomically (the previous checkpoint survives any crash).
+
+        Parameters
+        ----------
+        state : dict
+            :meth:`Trainer.state_dict` output (tensors and plain Python data).
+        """
+        payload = {"version": CHECKPOINT_VERSION, "fingerprint": self.fingerprint, "trainer": state}
+        atomic_write(self.path, lambda handle: torch.save(payload, handle))
+        self._last = time.monotonic()
+
+    def load(self) -> dict | None:
+        """The saved trainer state, or None when there is no usable checkpoint.
+
+        The file is read with ``torch.load(weights_only=True)``, which only
+        rebuilds tensors and plain containers. An unreadable file or one from
+        another run is ignored with a warning (and later overwritten).
+
+        Returns
+        -------
+        dict or None
+        """
+        if not self.path.exists():
+            return None
+        try:
+            payload = torch.load(self.path, map_location="cpu", weights_only=True)
+        except Exception as error:  # noqa: BLE001 - any unreadable file means "start over"
+            warnings.warn(f"Ignoring the unreadable checkpoint {self.path}: {error}", RuntimeWarning, stacklevel=3)
+            return None
+        if (
+            not isinstance(payload, dict) or payload.get("version") != CHECKPOINT_VERSION
+            or payload.get("fingerprint") != self.fingerprint
+        ):
+            warnings.warn(f"Ignoring the checkpoint {self.path}: it belongs to another run.", RuntimeWarning, stacklevel=3)
+            return None
+        return payload["trainer"]
+
+    def remove(self):
+        """Delete the checkpoint (the run has finished)."""
+        self.path.unlink(missing_ok=True)

@@ -1,0 +1,119 @@
+"""The built-in jieba bag-of-embeddings encoder."""
+
+import numpy as np
+import pytest
+import torch
+
+from sktail import AutoTailClassifier
+from sktail.encoders._bag import BagEncoder, BagNetwork
+
+from .._helpers import LABELS, batch_of, tiny_setup, tiny_trainer
+from ..conftest import FAST_BAG
+
+SMALL = {**FAST_BAG, "epochs": 1, "encoder_options": {"embedding_dim": 8}}
+
+
+def test_collate_flattens_with_offsets():
+    encoder = BagEncoder()
+    batch = encoder.collate([np.array([5, 6, 7]), np.array([], dtype=np.int64), np.array([2])])
+    assert batch["ids"].tolist() == [5, 6, 7, 2]
+    assert batch["offsets"].tolist() == [0, 3, 3]
+    assert batch["ids"].dtype == batch["offsets"].dtype == torch.int64
+
+
+def test_network_is_sized_to_the_vocabulary():
+    encoder = BagEncoder(embedding_dim=5, init_std=0.01)
+    assert encoder.describe() == "jieba-bag(dim=5, vocab=unfitted)"
+    encoder.fit_tokenize(["水稻种植", "刑法"], 16)
+    torch.manual_seed(0)
+    network = encoder.build_network()
+    assert isinstance(network, BagNetwork) and network.hidden_size == 5
+    assert network.input_embeddings().shape == (len(encoder.vocabulary), 5)
+    assert network.input_embeddings() is network.bag.weight
+    assert float(network.bag.weight.detach().std()) < 0.02
+    assert encoder.describe() == f"jieba-bag(dim=5, vocab={len(encoder.vocabulary)})"
+
+
+def test_empty_text_pools_to_zeros():
+    encoder = BagEncoder(embedding_dim=4)
+    ids = encoder.fit_tokenize(["水稻", ""], 8)
+    assert len(ids[1]) == 0
+    pooled = encoder.build_network()(encoder.collate(ids))
+    assert torch.equal(pooled[1], torch.zeros(4))
+    assert not torch.equal(pooled[0], torch.zeros(4))
+
+
+def test_tokenize_truncates():
+    encoder = BagEncoder(words=False, bigrams=False)
+    encoder.fit_tokenize(["一二三四五六"], 3)
+    assert [len(a) for a in encoder.tokenize(["一二三四五六", "一"], 3)] == [3, 1]
+
+
+def test_vocabulary_comes_from_the_training_rows_only(long_tail_corpus):
+    texts, labels = long_tail_corpus
+    # one private marker character per row: the vocabulary must hold exactly the
+    # markers of the rows left for training after the validation hold-out
+    markers = [chr(0x4E00 + 5000 + i) for i in range(len(texts))]
+    marked = [m + t for m, t in zip(markers, texts)]
+    clf = AutoTailClassifier(**{**SMALL, "validation_fraction": 0.3}, random_state=0).fit(marked, labels)
+    vocab = set(clf.encoder_.vocabulary.tokens_)
+    seen = [m for m in markers if "c:" + m in vocab]
+    assert len(seen) == clf.class_counts_.sum() < len(texts)
+
+
+def test_validation_data_texts_stay_out_of_the_vocabulary(long_tail_corpus):
+    texts, labels = long_tail_corpus
+    clf = AutoTailClassifier(**{**SMALL, "epochs": 2, "validation_fraction": None}, random_state=0)
+    clf.fit(texts, labels, validation_data=(["龘靐齉"], [labels[0]]))
+    assert not {"c:龘", "c:靐", "c:齉"} & set(clf.encoder_.vocabulary.tokens_)
+    assert clf.best_validation_score_ is not None
+
+
+def test_classifier_handles_empty_texts(long_tail_corpus):
+    texts, labels = long_tail_corpus
+    clf = AutoTailClassifier(**SMALL, random_state=0).fit([*texts, ""], [*labels, labels[0]])
+    proba = clf.predict_proba(["", "   "])
+    assert np.all(np.isfinite(proba))
+    np.testing.assert_allclose(proba[0], proba[1])  # both pool to zeros: the head bias alone
+    np.testing.assert_allclose(
+        clf.decision_function([""])[0], clf.network_.head.bias.detach().numpy(), rtol=1e-6
+    )
+
+
+def test_classifier_truncates_to_max_length(long_tail_corpus):
+    texts, labels = long_tail_corpus
+    options = {"embedding_dim": 8, "words": False, "bigrams": False}
+    clf = AutoTailClassifier(**{**SMALL, "encoder_options": options}, max_length=2, random_state=0)
+    clf.fit(texts, labels)
+    assert clf.max_length_ == 2
+    a, b = clf.decision_function([texts[0][:2] + "水稻", texts[0][:2] + "刑法学"])
+    np.testing.assert_array_equal(a, b)  # only the first two characters count
+
+
+def test_fgm_perturbs_the_embedding_table_rows_of_the_batch():
+    encoder, ids, network = tiny_setup()
+    trainer = tiny_trainer(network, encoder, fgm_epsilon=0.3)
+    table = network.encoder.bag.weight
+    assert trainer.fgm.embedding is table
+    before = table.detach().clone()
+    rows = [0, 4]
+    changed = []
+    real_forward = network.encoder.forward
+
+    def spy(batch):
+        changed.append(set(torch.nonzero((table != before).any(dim=1)).flatten().tolist()))
+        return real_forward(batch)
+
+    network.encoder.forward = spy
+    trainer.train_step(*batch_of(encoder, ids, LABELS, rows))
+    used = set(np.concatenate([ids[i] for i in rows]).tolist())
+    assert changed[0] == set()
+    assert changed[1] and changed[1] <= used  # only the batch's tokens move
+    assert torch.equal(table, before)
+
+
+@pytest.mark.parametrize("option", [{"unknown": 1}, {"embedding_dim": "wide"}])
+def test_bad_encoder_options_are_reported(option, long_tail_corpus):
+    texts, labels = long_tail_corpus
+    with pytest.raises((ValueError, TypeError), match="encoder_options|embedding_dim|invalid literal"):
+        AutoTailClassifier(**{**SMALL, "encoder_options": option}).fit(texts, labels)

@@ -1,0 +1,281 @@
+"""Pickle-free model files: round trips, atomic writes, rejected files."""
+
+import hashlib
+import json
+import os
+import pickle
+import shutil
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+
+import sktail
+from sktail import AutoTailClassifier
+from sktail._persistence import FORMAT_VERSION, ModelFileError, atomic_write, load, save
+
+TINY = {"epochs": 2, "batch_size": 8, "validation_fraction": 0.2, "encoder_options": {"embedding_dim": 8}}
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    from sktail.datasets import make_long_tail_text
+
+    return make_long_tail_text((12, 6, 4), n_keywords=2, noise=0.0, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def bag_model(corpus):
+    return AutoTailClassifier(**TINY, random_state=0).fit(*corpus)
+
+
+@pytest.fixture
+def model_file(bag_model, tmp_path):
+    return bag_model.save(tmp_path / "model.sktail")
+
+
+def _assert_same_model(restored, original, texts):
+    np.testing.assert_array_equal(restored.predict_proba(texts), original.predict_proba(texts))
+    np.testing.assert_array_equal(restored.predict(texts), original.predict(texts))
+    assert restored.classes_.dtype == original.classes_.dtype
+    assert restored.get_params() == original.get_params()
+    for name in ("class_counts_", "prior_offsets_", "tail_classes_"):
+        np.testing.assert_array_equal(getattr(restored, name), getattr(original, name))
+        assert getattr(restored, name).dtype == getattr(original, name).dtype
+    for name in ("history_", "best_epoch_", "best_validation_score_", "imbalance_index_", "tail_gate_on_", "n_iter_"):
+        assert getattr(restored, name) == getattr(original, name)
+        assert type(getattr(restored, name)) is type(getattr(original, name))
+
+
+def test_bag_model_round_trip_is_bit_identical(bag_model, model_file, corpus):
+    restored = sktail.load(model_file)
+    _assert_same_model(restored, bag_model, corpus[0] + ["未见过的文本", ""])
+    assert restored.encoder_.vocabulary.tokens_ == bag_model.encoder_.vocabulary.tokens_
+
+
+def test_integer_labels_keep_their_dtype(corpus, tmp_path):
+    texts, labels = corpus
+    names = sorted(set(labels))
+    y = np.array([names.index(label) * 7 for label in labels], dtype=np.int32)
+    clf = AutoTailClassifier(**{**TINY, "epochs": 1, "validation_fraction": None}, random_state=1).fit(texts, y)
+    restored = load(save(clf, tmp_path / "int.sktail"))
+    assert restored.classes_.dtype == np.int32
+    _assert_same_model(restored, clf, texts)
+
+
+def test_transformer_model_round_trip_without_the_source_directory(tiny_bert_dir, corpus, tmp_path):
+    source = shutil.copytree(tiny_bert_dir, tmp_path / "bert")
+    clf = AutoTailClassifier(
+        encoder=str(source), epochs=1, batch_size=8, learning_rate=1e-3, validation_fraction=None,
+        fgm_epsilon=0.1, encoder_options={"prune_vocabulary": True}, random_state=0,
+    ).fit(*corpus)
+    path = clf.save(tmp_path / "bert.sktail")
+    shutil.rmtree(source)  # the file must be self-contained
+    restored = load(path)
+    assert restored.encoder_._kept_ids.tolist() == clf.encoder_._kept_ids.tolist()
+    _assert_same_model(restored, clf, corpus[0] + ["完全没有见过的字"])
+    members = zipfile.ZipFile(path).namelist()
+    assert "encoder/config.json" in members and "network.safetensors" in members
+
+
+def test_file_holds_only_data(model_file):
+    with zipfile.ZipFile(model_file) as archive:
+        names = archive.namelist()
+        manifest = json.loads(archive.read("manifest.json"))
+        assert manifest["format_version"] == FORMAT_VERSION
+        for name in names:
+            assert name.endswith((".json", ".safetensors"))
+            if name != "manifest.json":
+                assert hashlib.sha256(archive.read(name)).hexdigest() == manifest["files"][name]
+
+
+def test_saving_twice_gives_identical_bytes(bag_model, tmp_path):
+    a, b = bag_model.save(tmp_path / "a.sktail"), bag_model.save(tmp_path / "b.sktail")
+    assert a.read_bytes() == b.read_bytes()
+
+
+# -- atomic writes -------------------------------------------------------------------
+def test_crash_during_save_keeps_the_previous_file(bag_model, model_file, monkeypatch):
+    before = model_file.read_bytes()
+    calls = []
+
+    def crash_on_second_member(self, *args, **kwargs):
+        calls.append(args[0])
+        if len(calls) == 2:
+            raise OSError("disk full")
+        return original(self, *args, **kwargs)
+
+    original = zipfile.ZipFile.writestr
+    monkeypatch.setattr(zipfile.ZipFile, "writestr", crash_on_second_member)
+    with pytest.raises(OSError, match="disk full"):
+        bag_model.save(model_file)
+    assert model_file.read_bytes() == before
+    assert os.listdir(model_file.parent) == [model_file.name]  # no temporary file left behind
+
+
+def test_atomic_write_replaces_only_when_complete(tmp_path):
+    target = tmp_path / "file.bin"
+    target.write_bytes(b"old")
+
+    def fail(handle):
+        handle.write(b"partial")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(target, fail)
+    assert target.read_bytes() == b"old" and os.listdir(tmp_path) == ["file.bin"]
+    atomic_write(target, lambda handle: handle.write(b"new"))
+    assert target.read_bytes() == b"new"
+
+
+# -- rejected files --------------------------------------------------------------------
+def _rewrite(path, change, *, fix_checksums=False):
+    """Rewrite a model file through ``change(members) -> members``."""
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    members = change(members)
+    if fix_checksums:
+        manifest = json.loads(members["manifest.json"])
+        manifest["files"] = {n: hashlib.sha256(d).hexdigest() for n, d in members.items() if n != "manifest.json"}
+        members["manifest.json"] = json.dumps(manifest).encode()
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+def _edit_json(name, edit):
+    def change(members):
+        data = json.loads(members[name])
+        edit(data)
+        members[name] = json.dumps(data).encode()
+        return members
+
+    return change
+
+
+class _Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.mkdir, (self.marker,))
+
+
+def test_pickle_file_is_rejected_and_never_executed(tmp_path):
+    marker = tmp_path / "code-ran"
+    path = tmp_path / "evil.sktail"
+    path.write_bytes(pickle.dumps(_Payload(str(marker))))
+    with pytest.raises(ModelFileError, match="not an sktail model file"):
+        load(path)
+    assert not marker.exists()
+
+
+def test_pickle_inside_the_archive_is_never_executed(model_file, tmp_path):
+    marker = tmp_path / "code-ran"
+
+    def add(members):
+        members["encoder/vocab.pkl"] = pickle.dumps(_Payload(str(marker)))
+        return members
+
+    _rewrite(model_file, add, fix_checksums=True)
+    with pytest.raises(ModelFileError, match="unexpected member 'encoder/vocab.pkl'"):
+        load(model_file)
+    assert not marker.exists()
+
+
+REJECTED = [
+    ("truncated", lambda p: p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 2]), "not an sktail model file"),
+    ("empty", lambda p: p.write_bytes(b""), "not an sktail model file"),
+    ("json-file", lambda p: p.write_text('{"format": "sktail-model"}'), "not an sktail model file"),
+    ("torch-file", lambda p: torch.save({"w": torch.zeros(2)}, p), "has no manifest.json"),
+    (
+        "flipped-weight-byte",
+        lambda p: _rewrite(p, lambda m: {**m, "network.safetensors": m["network.safetensors"][:-1] + b"\x01"}),
+        "checksum mismatch for network.safetensors",
+    ),
+    (
+        "edited-config",
+        lambda p: _rewrite(p, _edit_json("model.json", lambda d: d["params"].update(dropout=0.5))),
+        "checksum mismatch for model.json",
+    ),
+    (
+        "future-version",
+        lambda p: _rewrite(p, _edit_json("manifest.json", lambda d: d.update(format_version=99))),
+        "format version 99",
+    ),
+    (
+        "foreign-format",
+        lambda p: _rewrite(p, _edit_json("manifest.json", lambda d: d.update(format="other"))),
+        "format is not 'sktail-model'",
+    ),
+    (
+        "missing-member",
+        lambda p: _rewrite(p, lambda m: {k: v for k, v in m.items() if k != "encoder/vocabulary.json"}),
+        "do not match its manifest",
+    ),
+    (
+        "path-traversal",
+        lambda p: _rewrite(p, lambda m: {**m, "encoder/../../x.json": b"{}"}, fix_checksums=True),
+        "unexpected member",
+    ),
+    (
+        "unknown-parameter",
+        lambda p: _rewrite(p, _edit_json("model.json", lambda d: d["params"].update(evil=1)), fix_checksums=True),
+        r"parameters this sktail does not know: \['evil'\]",
+    ),
+    (
+        "private-attribute",
+        lambda p: _rewrite(p, _edit_json("model.json", lambda d: d["fitted"].update(__class__=1)), fix_checksums=True),
+        "not a fitted attribute",
+    ),
+    (
+        "unknown-encoder",
+        lambda p: _rewrite(p, _edit_json("model.json", lambda d: d["encoder"].update(type="os.system")), fix_checksums=True),
+        "unknown encoder type 'os.system'",
+    ),
+    (
+        "weights-of-another-shape",
+        lambda p: _rewrite(
+            p, _edit_json("model.json", lambda d: d["encoder"]["config"].update(embedding_dim=9)), fix_checksums=True
+        ),
+        "inconsistent",
+    ),
+]
+
+
+@pytest.mark.parametrize("damage, message", [c[1:] for c in REJECTED], ids=[c[0] for c in REJECTED])
+def test_damaged_or_foreign_files_are_rejected(model_file, damage, message):
+    damage(model_file)
+    with pytest.raises(ModelFileError, match=message):
+        load(model_file)
+
+
+def test_flipped_bytes_are_detected_or_harmless(bag_model, model_file, corpus):
+    data = model_file.read_bytes()
+    expected = bag_model.predict_proba(corpus[0])
+    rejected = 0
+    for position in np.random.RandomState(0).choice(len(data), size=8, replace=False):
+        damaged = bytearray(data)
+        damaged[position] ^= 0xFF
+        model_file.write_bytes(bytes(damaged))
+        try:
+            restored = load(model_file)
+        except ModelFileError:
+            rejected += 1
+            continue
+        # Only bytes no reader uses (such as zip header timestamps) may be flipped unnoticed.
+        np.testing.assert_array_equal(restored.predict_proba(corpus[0]), expected)
+    assert rejected >= 6
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load(tmp_path / "absent.sktail")
+
+
+def test_load_is_exported_lazily():
+    assert "load" in sktail.__all__ and sktail.load is load
+    assert "sktail._persistence" in sys.modules
