@@ -81,7 +81,7 @@ BAD_PARAMS = [
     ("fgm_epsilon", -0.1), ("fgm_epsilon", math.inf), ("fgm_weight", -1.0), ("validation_fraction", 1.0),
     ("encoder_options", ["embedding_dim"]), ("precision", "fp8"), ("grad_accumulation_steps", 0),
     ("device", 0), ("random_state", "seed"), ("verbose", -1), ("checkpoint_dir", 3),
-    ("checkpoint_interval", -1.0),
+    ("checkpoint_interval", -1.0), ("train_encoder", 0), ("train_encoder", "some"), ("feature_cache", 3),
 ]
 
 
