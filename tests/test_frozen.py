@@ -284,3 +284,23 @@ def test_standardization_folds_exactly_into_the_head():
     with torch.no_grad():
         folded = head(torch.from_numpy(features)).numpy()
     np.testing.assert_allclose(folded, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_partial_freezing_resumes_from_a_checkpoint(tiny_bert_dir, tmp_path, monkeypatch):
+    from sktail.datasets import make_long_tail_text
+
+    from .test_checkpoint import _assert_same_run, _count_steps, _Crash
+
+    corpus = make_long_tail_text((10, 6, 4), n_keywords=2, noise=0.1, random_state=0)
+    settings = {
+        "encoder": str(tiny_bert_dir), "train_encoder": 1, "epochs": 3, "batch_size": 4, "learning_rate": 1e-3,
+        "validation_fraction": 0.25, "fgm_epsilon": 0.3, "random_state": 5, "device": "cpu",
+    }
+    reference = AutoTailClassifier(**settings).fit(*corpus)
+    _count_steps(monkeypatch, crash_at=7)
+    with pytest.raises(_Crash):
+        AutoTailClassifier(**settings, checkpoint_dir=tmp_path, checkpoint_interval=0).fit(*corpus)
+    calls = _count_steps(monkeypatch)
+    resumed = AutoTailClassifier(**settings, checkpoint_dir=tmp_path, checkpoint_interval=0).fit(*corpus)
+    assert len(calls) == 12 - 6
+    _assert_same_run(resumed, reference)
