@@ -451,9 +451,15 @@ class Trainer:
         return loss_value
 
     def optimizer_step(self):
-        """Clip the gradient norm, step optimizer and schedule, clear gradients."""
+        """Clip the gradient norm, step optimizer and schedule, clear gradients.
+
+        Only the optimizer's parameters are clipped and stepped; every gradient
+        of the network is cleared, including those of parameters that are not
+        trained but whose gradient FGM reads (a frozen embedding matrix).
+        """
         self.scaler.unscale_(self.optimizer)
-        norm = torch.nn.utils.clip_grad_norm_(self.network.parameters(), self.config.max_grad_norm)
+        trained = [p for group in self.optimizer.param_groups for p in group["params"]]
+        norm = torch.nn.utils.clip_grad_norm_(trained, self.config.max_grad_norm)
         if not self.config.use_scaler and not torch.isfinite(norm):
             raise NonFiniteError(f"the gradient norm became {float(norm)}")
         try:
@@ -464,7 +470,7 @@ class Trainer:
             raise NonFiniteError(f"the optimizer step overflowed ({error})") from error
         self.scaler.update()
         self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
+        self.network.zero_grad(set_to_none=True)
 
     # -- epochs ------------------------------------------------------------
     def _batches(self, ids, y, w, rows):

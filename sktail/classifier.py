@@ -12,11 +12,12 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._checkpoint import Checkpointer, fit_fingerprint
 from ._ddp import DistributedTrainer, init_distributed, main_process_first, shared_random_state
+from ._frozen import FrozenEncoderTrainer, PartialTrainer, check_train_encoder, resolve_defaults
 from ._split import stratified_holdout
 from ._training import (
     Trainer,
@@ -105,6 +106,25 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         Extra settings of the encoder. Built-in encoder: ``embedding_dim``
         (128), ``min_count`` (1), ``words``/``chars``/``bigrams`` (True),
         ``init_std`` (0.1). Transformers: ``prune_vocabulary`` (False).
+    train_encoder : {"all", "none"} or int, default="all"
+        Which part of a pretrained transformer encoder is trained. "all" is
+        the paper's full fine-tuning. "none" keeps the encoder untouched: the
+        pooled features of the training and validation texts are computed
+        once per fit, standardised, and only the dropout + linear head is
+        trained on them (FGM then perturbs the features, the head's input;
+        the scaling is folded into the head afterwards); the "auto"
+        values become ``epochs=20``, ``batch_size=32``,
+        ``learning_rate=1e-3``. An int ``k`` trains the top ``k``
+        transformer layers and the head, with the embeddings and lower layers
+        frozen (FGM still perturbs the frozen word embeddings). The built-in
+        encoder accepts only "all". Prediction and pickling are the same in
+        every case.
+    feature_cache : str, os.PathLike, joblib.Memory or None, default=None
+        With ``train_encoder="none"``: a directory (or a ``joblib.Memory``,
+        whose location is used) where features are stored per text, keyed on
+        the encoder's weights, the precision and each text's token ids, so
+        repeated fits (seeds, cross-validation, grid search) encode each text
+        once in total. Safe for concurrent fits. Ignored otherwise.
     precision : {"auto", "fp32", "bf16", "fp16"}, default="auto"
         Mixed precision: "auto" uses bf16 on CUDA devices that support it,
         fp16 with gradient scaling on other CUDA devices, fp32 elsewhere.
@@ -237,6 +257,8 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         "fgm_weight": [Interval(Real, 0, None, closed="left")],
         "validation_fraction": [Interval(Real, 0, 1, closed="left"), None],
         "encoder_options": [dict, None],
+        "train_encoder": [StrOptions({"all", "none"}), _POSITIVE_INT],
+        "feature_cache": [str, os.PathLike, HasMethods(["cache"]), None],
         "precision": [StrOptions({"auto", "fp32", "bf16", "fp16"})],
         "grad_accumulation_steps": [_POSITIVE_INT],
         "device": [str],
@@ -271,6 +293,8 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         fgm_weight=0.5,
         validation_fraction=0.1,
         encoder_options=None,
+        train_encoder="all",
+        feature_cache=None,
         precision="auto",
         grad_accumulation_steps=1,
         device="auto",
@@ -301,6 +325,8 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         self.fgm_weight = fgm_weight
         self.validation_fraction = validation_fraction
         self.encoder_options = encoder_options
+        self.train_encoder = train_encoder
+        self.feature_cache = feature_cache
         self.precision = precision
         self.grad_accumulation_steps = grad_accumulation_steps
         self.device = device
@@ -338,7 +364,8 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
 
     def _resolve(self, name: str, encoder):
         value = getattr(self, name)
-        return encoder.defaults[name] if isinstance(value, str) and value == "auto" else value
+        defaults = resolve_defaults(encoder.defaults, self.train_encoder)
+        return defaults[name] if isinstance(value, str) and value == "auto" else value
 
     def _holdout(self, y_idx, validation_data, rng):
         """Training rows and, if any, validation rows of the given data."""
@@ -375,6 +402,18 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
             fgm_weight=self.fgm_weight, grad_accumulation_steps=self.grad_accumulation_steps,
             device=device, autocast_dtype=dtype, use_scaler=use_scaler, verbose=self.verbose,
         )
+
+    def _make_trainer(self, network, encoder, loss_fn, config, rng, context=None, checkpointer=None):
+        """The trainer for ``train_encoder``: whole network, top layers, or head on features."""
+        if isinstance(self.train_encoder, str) and self.train_encoder == "none":
+            return FrozenEncoderTrainer(network, encoder, loss_fn, config, rng, cache=self.feature_cache)
+        if not isinstance(self.train_encoder, str):
+            return PartialTrainer(
+                network, encoder, loss_fn, config, rng, n_layers=self.train_encoder, checkpointer=checkpointer
+            )
+        if context is None:
+            return Trainer(network, encoder, loss_fn, config, rng, checkpointer)
+        return DistributedTrainer(network, encoder, loss_fn, config, rng, context, checkpointer)
 
     def _make_loss(self, counts):
         """Resolve the gate and prior for ``counts`` and build the loss."""
@@ -458,6 +497,7 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
 
         with main_process_first(context):
             encoder = self._make_encoder()
+        check_train_encoder(self.train_encoder, encoder, distributed=context is not None)
         for name in ("max_length", "epochs", "batch_size", "learning_rate"):
             setattr(self, name + "_", self._resolve(name, encoder))
         train_ids = encoder.fit_tokenize([texts[i] for i in train_rows], self.max_length_)
@@ -472,10 +512,7 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
             torch.manual_seed(seed)
             network = TextClassifierNetwork(encoder.build_network(), len(self.classes_), self.dropout)
             config = self._training_config(encoder, device)
-            if context is None:
-                trainer = Trainer(network, encoder, loss_fn, config, rng, checkpointer)
-            else:
-                trainer = DistributedTrainer(network, encoder, loss_fn, config, rng, context, checkpointer)
+            trainer = self._make_trainer(network, encoder, loss_fn, config, rng, context, checkpointer)
             try:
                 self.history_, self.best_epoch_ = trainer.fit((train_ids, y_train, train_w), val_pair)
             finally:

@@ -82,6 +82,7 @@ BAD_PARAMS = [
     ("encoder_options", ["embedding_dim"]), ("precision", "fp8"), ("grad_accumulation_steps", 0),
     ("device", 0), ("random_state", "seed"), ("verbose", -1), ("checkpoint_dir", 3),
     ("checkpoint_interval", -1.0), ("distributed", "yes"), ("keep_on_device", "no"),
+    ("train_encoder", 0), ("train_encoder", "some"), ("feature_cache", 3),
 ]
 
 
