@@ -71,6 +71,8 @@ def parse_args(argv=None):
     parser.add_argument("--title", default=None, help="heading of results.md")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument("--fresh", action="store_true", help="ignore runs already in results.json")
+    parser.add_argument("--report-only", action="store_true",
+                        help="run nothing: rebuild results.md, summary.json and the plots from results.json")
     args = parser.parse_args(argv)
     if args.paper:
         if args.encoder == "jieba-bag":
@@ -85,12 +87,18 @@ def parse_args(argv=None):
 def main(argv=None):
     """Run the benchmark and write its report; returns the output folder."""
     args = parse_args(argv)
+    out = Path(args.out)
+    if args.report_only:
+        payload = json.loads((out / "results.json").read_text(encoding="utf-8"))
+        title = args.title or Path(payload["meta"]["source"]).name
+        written = write_report(payload, out, title=title, order=args.configs, plots=not args.no_plots)
+        print(written["markdown"].read_text(encoding="utf-8"))
+        return out
     data_dir = resolve_data_dir(args.data)
     split = load_split(data_dir, train=args.train_split, evaluate=args.eval_split,
                        max_train=args.max_train, max_eval=args.max_eval)
     configs = build_configs(args.configs, encoder=args.encoder, params=args.params,
                             encoder_options=args.encoder_options, device=args.device)
-    out = Path(args.out)
     command = "python -m benchmarks.csl " + " ".join(
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)
     )

@@ -57,6 +57,11 @@ def test_harness_end_to_end(split_dir, tmp_path, monkeypatch):
     again = json.loads((out / "results.json").read_text(encoding="utf-8"))
     assert again["runs"] == payload["runs"]
 
+    # The report alone can be rebuilt from results.json.
+    (out / "results.md").unlink()
+    csl.main(["--out", str(out), "--report-only", "--no-plots"])
+    assert "| baseline | 1 |" in (out / "results.md").read_text(encoding="utf-8")
+
 
 def test_summary_deltas_and_mcnemar_are_paired(split_dir):
     split = load_split(split_dir)
