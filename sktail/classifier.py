@@ -68,9 +68,9 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
     epochs : int or "auto", default="auto"
         Training epochs ("auto": 2 for transformers, 8 for the built-in encoder).
     batch_size : int or "auto", default="auto"
-        Texts per batch ("auto": 16 for transformers, 32 for the built-in encoder).
+        Texts per batch ("auto": 16 for transformers, 128 for the built-in encoder).
     learning_rate : float or "auto", default="auto"
-        Peak AdamW learning rate ("auto": 2e-5 for transformers, 5e-3 for the
+        Peak AdamW learning rate ("auto": 2e-5 for transformers, 1e-2 for the
         built-in encoder).
     weight_decay : float, default=0.01
         AdamW decoupled weight decay of matrix parameters.
@@ -104,7 +104,7 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         epoch. 0 or None keeps the last epoch.
     encoder_options : dict or None, default=None
         Extra settings of the encoder. Built-in encoder: ``embedding_dim``
-        (128), ``min_count`` (1), ``words``/``chars``/``bigrams`` (True),
+        (64), ``min_count`` (2), ``words``/``chars``/``bigrams`` (True),
         ``init_std`` (0.1). Transformers: ``prune_vocabulary`` (False).
     train_encoder : {"all", "none"} or int, default="all"
         Which part of a pretrained transformer encoder is trained. "all" is

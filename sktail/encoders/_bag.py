@@ -51,19 +51,20 @@ class BagEncoder(TextEncoder):
 
     Parameters
     ----------
-    embedding_dim : int, default=128
+    embedding_dim : int, default=64
         Width of the embeddings.
-    min_count : int, default=1
-        Minimum training count of a token to enter the vocabulary.
+    min_count : int, default=2
+        Minimum training count of a token to enter the vocabulary (tokens
+        seen once cannot generalise and would only enlarge the table).
     words, chars, bigrams : bool, default=True
         Token kinds, see :func:`sktail._tokenize.jieba_tokens`.
     init_std : float, default=0.1
         Standard deviation of the embedding initialisation.
     """
 
-    defaults = {"max_length": 512, "epochs": 8, "batch_size": 32, "learning_rate": 5e-3}
+    defaults = {"max_length": 512, "epochs": 8, "batch_size": 128, "learning_rate": 1e-2}
 
-    def __init__(self, embedding_dim=128, min_count=1, words=True, chars=True, bigrams=True, init_std=0.1):
+    def __init__(self, embedding_dim=64, min_count=2, words=True, chars=True, bigrams=True, init_std=0.1):
         for name, value in (("embedding_dim", embedding_dim), ("min_count", min_count)):
             if not isinstance(value, Integral) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"encoder option {name} must be a positive int, got {value!r}.")
