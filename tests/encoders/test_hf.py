@@ -269,7 +269,10 @@ def test_cuda_memory_does_not_grow_across_fits(tiny_bert_dir):
     for _ in range(3):
         clf.fit(TEXTS, LABELS).predict_proba(TEXTS[:8])
         allocated.append(torch.cuda.memory_allocated())
-    assert allocated[0] == allocated[1] == allocated[2] == 0
+    # Library workspaces (cuBLAS) may stay allocated; what must not happen is
+    # growth from one fit to the next, or weights left on the device.
+    assert max(allocated[1:]) <= allocated[0] < 256 * 2**20
+    assert all(p.device.type == "cpu" for p in clf.network_.parameters())
     kept = clf.set_params(keep_on_device=True).fit(TEXTS, LABELS)
     assert {p.device.type for p in kept.network_.parameters()} == {"cuda"}
     restored = pickle.loads(pickle.dumps(kept))
