@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from ._feature_cache import FeatureCache, network_fingerprint, resolve_cache_location, text_keys
-from ._training import Trainer, _autocast, _to_device, length_sorted_batches
+from ._training import Trainer, batched_inference
 from .encoders._base import EncoderNetwork, TextClassifierNetwork
 
 __all__ = [
@@ -268,19 +268,10 @@ def encode_features(encoder_network, text_encoder, ids, *, batch_size: int, devi
     ndarray of float32, shape (n_texts, hidden_size)
         Features in the input order.
     """
-    out = np.empty((len(ids), encoder_network.hidden_size), dtype=np.float32)
-    was_training = encoder_network.training
-    encoder_network.eval()
-    try:
-        with torch.inference_mode():
-            for rows in length_sorted_batches([len(a) for a in ids], batch_size):
-                batch = _to_device(text_encoder.collate([ids[i] for i in rows]), device)
-                with _autocast(device, autocast_dtype):
-                    pooled = encoder_network(batch)
-                out[rows] = pooled.float().cpu().numpy()
-    finally:
-        encoder_network.train(was_training)
-    return out
+    return batched_inference(
+        encoder_network, text_encoder, ids, width=encoder_network.hidden_size, batch_size=batch_size,
+        device=device, autocast_dtype=autocast_dtype,
+    )
 
 
 def extract_features(encoder_network, text_encoder, ids, *, batch_size: int, device, autocast_dtype=None, cache=None):

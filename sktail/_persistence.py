@@ -24,8 +24,10 @@ import contextlib
 import hashlib
 import json
 import os
+import struct
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -263,11 +265,17 @@ def _json(data: bytes, name: str):
         raise ModelFileError(f"{name} is not valid JSON: {error}") from None
 
 
+#: What the zip reader raises on damaged bytes (CRC, inflate, header and name errors).
+_DAMAGED_ZIP_ERRORS = (
+    zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, UnicodeDecodeError, struct.error,
+)
+
+
 def _read_members(path) -> dict:
     """Every member of a model file, after the format, version and checksum checks."""
     try:
         archive = zipfile.ZipFile(path)
-    except zipfile.BadZipFile:
+    except (*_DAMAGED_ZIP_ERRORS, ValueError):
         raise ModelFileError(
             f"{os.fspath(path)!r} is not an sktail model file (not a zip archive; truncated or foreign?)."
         ) from None
@@ -296,7 +304,7 @@ def _read_members(path) -> dict:
                 if hashlib.sha256(data).hexdigest() != expected:
                     raise ModelFileError(f"checksum mismatch for {name}: the model file was altered or corrupted.")
                 members[name] = data
-        except (zipfile.BadZipFile, EOFError, OSError, RuntimeError) as error:  # CRC or read errors
+        except (*_DAMAGED_ZIP_ERRORS, OSError, RuntimeError) as error:  # CRC, inflate or read errors
             raise ModelFileError(f"{os.fspath(path)!r} is corrupted: {error}") from None
     for name in (_MODEL, _WEIGHTS):
         if name not in members:

@@ -24,6 +24,7 @@ __all__ = [
     "NonFiniteError",
     "Trainer",
     "TrainingConfig",
+    "batched_inference",
     "build_optimizer",
     "length_bucketed_batches",
     "length_sorted_batches",
@@ -300,20 +301,53 @@ def predict_logits(network, encoder, ids, *, batch_size: int, device, autocast_d
     ndarray of float32, shape (n_texts, n_classes)
         Logits in the input order.
     """
-    n_classes = network.head.out_features
-    out = np.empty((len(ids), n_classes), dtype=np.float32)
-    was_training = network.training
-    network.eval()
+    return batched_inference(
+        network, encoder, ids, width=network.head.out_features, batch_size=batch_size,
+        device=device, autocast_dtype=autocast_dtype, progress=progress,
+    )
+
+
+def batched_inference(module, encoder, ids, *, width: int, batch_size: int, device,
+                      autocast_dtype=None, progress: bool = False) -> np.ndarray:
+    """Run ``module`` over texts in eval mode and length-sorted batches.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        Maps a padded batch to a ``(batch, width)`` tensor; already on ``device``.
+    encoder : TextEncoder
+        Pads the batches.
+    ids : list of ndarray
+        Token ids of each text.
+    width : int
+        Number of output columns.
+    batch_size : int
+        Texts per forward pass.
+    device : torch.device
+        Where to run.
+    autocast_dtype : torch.dtype, default=None
+        Mixed precision for the forward pass.
+    progress : bool, default=False
+        Show a progress bar over the batches (see :func:`progress_bar`).
+
+    Returns
+    -------
+    ndarray of float32, shape (n_texts, width)
+        Outputs in the input order.
+    """
+    out = np.empty((len(ids), width), dtype=np.float32)
+    was_training = module.training
+    module.eval()
     try:
         with torch.inference_mode():
             batches = length_sorted_batches([len(a) for a in ids], batch_size)
             for rows in progress_bar(batches, enabled=progress, desc="predict", leave=False):
                 batch = _to_device(encoder.collate([ids[i] for i in rows]), device)
                 with _autocast(device, autocast_dtype):
-                    logits = network(batch)
-                out[rows] = logits.float().cpu().numpy()
+                    result = module(batch)
+                out[rows] = result.float().cpu().numpy()
     finally:
-        network.train(was_training)
+        module.train(was_training)
     return out
 
 

@@ -55,7 +55,9 @@ def test_vocabulary_comes_from_the_training_rows_only(long_tail_corpus):
     # markers of the rows left for training after the validation hold-out
     markers = [chr(0x4E00 + 5000 + i) for i in range(len(texts))]
     marked = [m + t for m, t in zip(markers, texts)]
-    clf = AutoTailClassifier(**{**SMALL, "validation_fraction": 0.3}, random_state=0).fit(marked, labels)
+    options = {**SMALL["encoder_options"], "min_count": 1}  # markers occur once each
+    params = {**SMALL, "validation_fraction": 0.3, "encoder_options": options}
+    clf = AutoTailClassifier(**params, random_state=0).fit(marked, labels)
     vocab = set(clf.encoder_.vocabulary.tokens_)
     seen = [m for m in markers if "c:" + m in vocab]
     assert len(seen) == clf.class_counts_.sum() < len(texts)
