@@ -532,13 +532,20 @@ _CSL_COMMIT = "7533806e5946f22d7a8bc601c15758632a21a9c3"
 _CSL_RAW = f"https://raw.githubusercontent.com/ydli-ai/CSL/{_CSL_COMMIT}/benchmark"
 
 # Remote files per (task, subset). Upstream rows are "to category<TAB>title<TAB>label".
-# ``sha256`` is the digest of the raw downloaded bytes. None means "not pinned yet":
-# the file is then downloaded from the pinned commit without checksum verification,
-# with a warning that reports its digest so that it can be pinned here.
+# ``sha256`` pins the raw upstream file; ``tsv_sha256`` pins the converted
+# ``text<TAB>label`` file that is written to disk. The converted train and dev
+# splits are byte-identical to the reference copies the project benchmarks on
+# (same rows, same order), so their checksums are known; the raw files' are not.
 _CSL_REMOTE = {
-    ("title", "train"): {"url": f"{_CSL_RAW}/cls_ctg/train.tsv", "sha256": None},
-    ("title", "dev"): {"url": f"{_CSL_RAW}/cls_ctg/dev.tsv", "sha256": None},
-    ("title", "test"): {"url": f"{_CSL_RAW}/cls_ctg/test.tsv", "sha256": None},
+    ("title", "train"): {
+        "url": f"{_CSL_RAW}/cls_ctg/train.tsv", "sha256": None,
+        "tsv_sha256": "5d1f098edd98759a34f8a377e2a6bb00fa4e5765243b1b1118c49ffb40462062",
+    },
+    ("title", "dev"): {
+        "url": f"{_CSL_RAW}/cls_ctg/dev.tsv", "sha256": None,
+        "tsv_sha256": "b6e641728a5cadb832e1d166d31beb6ce1fe8b9b1624b88a0d61a97262bf9edd",
+    },
+    ("title", "test"): {"url": f"{_CSL_RAW}/cls_ctg/test.tsv", "sha256": None, "tsv_sha256": None},
 }
 
 _CSL_TASKS = ("title", "abstract")
@@ -615,26 +622,32 @@ def _write_atomic(path, content):
         raise
 
 
+def _check_digest(data: bytes, expected, what, url, target):
+    digest = hashlib.sha256(data).hexdigest()
+    if expected is not None and digest != expected:
+        raise OSError(
+            f"The {what} of {url} has SHA256 {digest}, expected {expected}; the download may be "
+            f"corrupted or the upstream file changed. Nothing was written to {target}."
+        )
+    return digest
+
+
 def _download_csl(task, subset, target, downloader):
     """Download one CSL benchmark file, verify it and write it to ``target`` as TSV."""
     remote = _CSL_REMOTE[(task, subset)]
-    raw = downloader(remote["url"])
-    digest = hashlib.sha256(raw).hexdigest()
-    expected = remote["sha256"]
-    if expected is None:
+    url = remote["url"]
+    raw = downloader(url)
+    digest = _check_digest(raw, remote["sha256"], "file downloaded", url, target)
+    converted = _csl_rows_to_tsv(raw, url)
+    _check_digest(converted.encode("utf-8"), remote.get("tsv_sha256"), "converted TSV", url, target)
+    if remote["sha256"] is None and remote.get("tsv_sha256") is None:
         warnings.warn(
-            f"No pinned SHA256 checksum for {remote['url']}: the download was not verified "
+            f"No pinned SHA256 checksum for {url}: the download was not verified "
             f"(its SHA256 is {digest}).",
             UserWarning,
             stacklevel=3,
         )
-    elif digest != expected:
-        raise OSError(
-            f"The file downloaded from {remote['url']} has SHA256 {digest}, expected "
-            f"{expected}; the download may be corrupted or the upstream file changed. "
-            f"Nothing was written to {target}."
-        )
-    _write_atomic(target, _csl_rows_to_tsv(raw, remote["url"]))
+    _write_atomic(target, converted)
 
 
 def fetch_csl(
@@ -661,8 +674,8 @@ def fetch_csl(
     (``text<TAB>label``, UTF-8, no header; see :func:`load_tsv`). If that file
     is missing and ``download_if_missing`` is True, the title task's file is
     downloaded from the public CSL repository (https://github.com/ydli-ai/CSL,
-    ``benchmark/cls_ctg/``, at a pinned commit), its SHA256 is checked when a
-    checksum is pinned in the registry, and it is converted to
+    ``benchmark/cls_ctg/``, at a pinned commit), checked against the SHA256
+    checksums pinned in the registry, and converted to
     ``text<TAB>label`` and written atomically (temporary file, then
     ``os.replace``), so an interrupted or rejected download leaves no partial
     file behind. The abstract task is a pooled, deduplicated split derived
@@ -728,12 +741,12 @@ def fetch_csl(
 
     Notes
     -----
-    Checksums: the registry entry of each remote file carries a ``sha256``
-    field. Where it is set, the downloaded bytes must match it. Where it is not
-    yet pinned (currently the case for the three ``cls_ctg`` files, which could
-    not be downloaded while this loader was written), the file is still fetched
-    from a pinned commit of the repository, but unverified; a ``UserWarning``
-    reports its SHA256 so that it can be pinned.
+    Checksums: each remote file's registry entry may pin ``sha256`` (the raw
+    download) and ``tsv_sha256`` (the converted ``text<TAB>label`` file that is
+    written). The title ``train`` and ``dev`` files are verified through their
+    converted checksums; a mismatch raises ``OSError`` and writes nothing. The
+    title ``test`` file has no pinned checksum yet: it is fetched from the
+    pinned commit unverified, and a ``UserWarning`` reports its SHA256.
 
     Examples
     --------

@@ -309,6 +309,8 @@ def test_fetch_csl_downloads_verifies_and_converts(tmp_path, monkeypatch):
     payload = UPSTREAM.encode("utf-8")
     entry = dict(datasets._CSL_REMOTE[("title", "train")])
     entry["sha256"] = hashlib.sha256(payload).hexdigest()
+    converted = "太平天国私人便章考\t历史学\n两相临界流实验研究\t工学\n".encode()
+    entry["tsv_sha256"] = hashlib.sha256(converted).hexdigest()
     monkeypatch.setitem(datasets._CSL_REMOTE, ("title", "train"), entry)
     fake = FakeDownloader(payload)
 
@@ -322,6 +324,14 @@ def test_fetch_csl_downloads_verifies_and_converts(tmp_path, monkeypatch):
     assert [p.name for p in target.parent.iterdir()] == ["train.tsv"]
     # second call reads the cache and does not download again
     assert fetch_csl("title", data_home=tmp_path, downloader=_no_network).data == bunch.data
+
+
+def test_fetch_csl_converted_checksum_is_pinned_for_train_and_dev(tmp_path):
+    # the real registry pins the converted title train/dev files: other content is refused
+    for subset in ("train", "dev"):
+        with pytest.raises(OSError, match="converted TSV"):
+            fetch_csl("title", subset=subset, data_home=tmp_path, downloader=FakeDownloader(UPSTREAM.encode()))
+    assert not (tmp_path / "csl-title").exists() or not any((tmp_path / "csl-title").iterdir())
 
 
 def test_fetch_csl_checksum_mismatch_leaves_no_file(tmp_path, monkeypatch):
@@ -386,6 +396,7 @@ def test_fetch_csl_registry_urls_are_pinned():
         assert datasets._CSL_COMMIT in entry["url"]
         assert entry["url"].endswith(f"/benchmark/cls_ctg/{subset}.tsv")
         assert entry["sha256"] is None or len(entry["sha256"]) == 64
+        assert entry["tsv_sha256"] is None or len(entry["tsv_sha256"]) == 64
 
 
 @pytest.mark.parametrize("kwargs", [{"task": "keywords"}, {"subset": "validation"}])
