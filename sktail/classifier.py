@@ -66,7 +66,9 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         Maximum tokens per text ("auto": 128 for transformers, 512 for the
         built-in encoder).
     epochs : int or "auto", default="auto"
-        Training epochs ("auto": 2 for transformers, 8 for the built-in encoder).
+        Training epochs ("auto": 2 for transformers; 8 for the built-in
+        encoder, raised on small training sets so that training takes at least
+        450 optimizer steps).
     batch_size : int or "auto", default="auto"
         Texts per batch ("auto": 16 for transformers, 128 for the built-in encoder).
     learning_rate : float or "auto", default="auto"
@@ -500,6 +502,9 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         check_train_encoder(self.train_encoder, encoder, distributed=context is not None)
         for name in ("max_length", "epochs", "batch_size", "learning_rate"):
             setattr(self, name + "_", self._resolve(name, encoder))
+        if self.epochs == "auto" and self.train_encoder == "all":
+            rows_per_step = self.batch_size_ * self.grad_accumulation_steps
+            self.epochs_ = encoder.auto_epochs(len(train_rows), rows_per_step)
         train_ids = encoder.fit_tokenize([texts[i] for i in train_rows], self.max_length_)
         val_pair = None if validation is None else (encoder.tokenize(validation[0], self.max_length_), validation[1])
         train_w = None if weights is None else weights[train_rows]

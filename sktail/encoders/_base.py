@@ -11,6 +11,7 @@ An encoder has two halves:
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 
 import numpy as np
@@ -68,6 +69,33 @@ class TextEncoder(ABC):
 
     #: ``"auto"`` values of the classifier, resolved per encoder family.
     defaults: dict = {}
+
+    #: Fewest optimizer steps that ``epochs="auto"`` aims for (0: no minimum).
+    min_training_steps: int = 0
+
+    def auto_epochs(self, n_rows: int, batch_size: int) -> int:
+        """The ``"auto"`` number of epochs for ``n_rows`` training rows.
+
+        ``defaults["epochs"]``, raised where needed so that training takes at
+        least :attr:`min_training_steps` optimizer steps (small training sets
+        otherwise get too few updates).
+
+        Parameters
+        ----------
+        n_rows : int
+            Training rows after the validation hold-out.
+        batch_size : int
+            Rows per optimizer step.
+
+        Returns
+        -------
+        int
+        """
+        epochs = self.defaults["epochs"]
+        if self.min_training_steps:
+            steps_per_epoch = max(1, math.ceil(n_rows / batch_size))
+            epochs = max(epochs, math.ceil(self.min_training_steps / steps_per_epoch))
+        return epochs
 
     def fit_tokenize(self, texts, max_length: int) -> list[np.ndarray]:
         """Learn any tokenizer state from the training texts and return their ids.

@@ -119,3 +119,23 @@ def test_bad_encoder_options_are_reported(option, long_tail_corpus):
     texts, labels = long_tail_corpus
     with pytest.raises((ValueError, TypeError), match="encoder_options|embedding_dim|invalid literal"):
         AutoTailClassifier(**{**SMALL, "encoder_options": option}).fit(texts, labels)
+
+
+def test_auto_epochs_reach_the_minimum_number_of_steps():
+    from sktail.encoders import BagEncoder
+
+    encoder = BagEncoder()
+    # 7,200 rows at 128 a step: 57 steps an epoch, 8 epochs already give 456 >= 450
+    assert encoder.auto_epochs(7200, 128) == 8
+    # 2,765 rows: 22 steps an epoch, so 21 epochs (462 steps)
+    assert encoder.auto_epochs(2765, 128) == 21
+    assert encoder.auto_epochs(100_000, 128) == 8
+
+
+def test_auto_epochs_are_used_by_fit_and_explicit_epochs_win(long_tail_corpus):
+    texts, labels = long_tail_corpus
+    options = {"validation_fraction": None, "encoder_options": {"embedding_dim": 8}}
+    auto = AutoTailClassifier(**options, batch_size=64, random_state=0).fit(texts, labels)
+    assert auto.epochs_ == 450 // 2 and len(auto.history_) == auto.epochs_  # 78 rows: 2 steps an epoch
+    fixed = AutoTailClassifier(**options, batch_size=64, epochs=3, random_state=0).fit(texts, labels)
+    assert fixed.epochs_ == 3
