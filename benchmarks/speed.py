@@ -115,10 +115,31 @@ def steady_rate(stamps, per_step):
 
 
 # -- sktail ------------------------------------------------------------------------------
-def sktail_training(model_dir, texts, labels, args, device):
-    """Fit AutoTailClassifier (baseline settings) for ``args.steps + 1`` steps, timed."""
+def _fit_one_epoch(trainer_class, fgm_epsilon, model_dir, texts, labels, args, device):
+    """Fit one epoch of ``args.steps + 1`` batches (baseline objective) with ``trainer_class``.
+
+    The classifier builds its trainer from ``sktail.classifier.Trainer``; a
+    timing subclass is swapped in for the duration of the fit.
+    """
     import sktail.classifier
     from sktail import AutoTailClassifier
+
+    clf = AutoTailClassifier(
+        encoder=str(model_dir), epochs=1, batch_size=args.batch_size, max_length=args.max_length,
+        learning_rate=2e-5, validation_fraction=None, tail_gate=False, bs_weight=0.0,
+        fgm_epsilon=fgm_epsilon, precision=args.precision, device=str(device), random_state=args.seed,
+    )
+    n = args.batch_size * (args.steps + 1)
+    original = sktail.classifier.Trainer
+    sktail.classifier.Trainer = trainer_class
+    try:
+        return clf.fit(texts[:n], labels[:n])
+    finally:
+        sktail.classifier.Trainer = original
+
+
+def sktail_training(model_dir, texts, labels, args, device):
+    """Fit AutoTailClassifier (baseline settings) for ``args.steps + 1`` steps, timed."""
     from sktail._training import Trainer
 
     stamps, tokens = [], []
@@ -133,18 +154,7 @@ def sktail_training(model_dir, texts, labels, args, device):
             _sync(self.device)
             stamps.append(time.perf_counter())
 
-    clf = AutoTailClassifier(
-        encoder=str(model_dir), epochs=1, batch_size=args.batch_size, max_length=args.max_length,
-        learning_rate=2e-5, validation_fraction=None, tail_gate=False, bs_weight=0.0,
-        fgm_epsilon=0.0, precision=args.precision, device=str(device), random_state=args.seed,
-    )
-    n = args.batch_size * (args.steps + 1)
-    original = sktail.classifier.Trainer
-    sktail.classifier.Trainer = Timed
-    try:
-        clf.fit(texts[:n], labels[:n])
-    finally:
-        sktail.classifier.Trainer = original
+    clf = _fit_one_epoch(Timed, 0.0, model_dir, texts, labels, args, device)
     return clf, {
         "samples_per_s": steady_rate(stamps, args.batch_size),
         "tokens_per_s": sum(tokens[1:]) / (stamps[-1] - stamps[0]),
@@ -157,8 +167,6 @@ def fgm_and_plain_steps(model_dir, texts, labels, args, device):
     Each batch is trained once without and once with FGM (in alternating
     order), so both see the same lengths and the same machine load.
     """
-    import sktail.classifier
-    from sktail import AutoTailClassifier
     from sktail._training import Trainer, length_bucketed_batches
 
     times = {"plain": [], "fgm": []}
@@ -182,18 +190,7 @@ def fgm_and_plain_steps(model_dir, texts, labels, args, device):
                         times[name].append(time.perf_counter() - start)
             return 0.0
 
-    clf = AutoTailClassifier(
-        encoder=str(model_dir), epochs=1, batch_size=args.batch_size, max_length=args.max_length,
-        learning_rate=2e-5, validation_fraction=None, tail_gate=False, bs_weight=0.0,
-        fgm_epsilon=0.3, precision=args.precision, device=str(device), random_state=args.seed,
-    )
-    n = args.batch_size * (args.steps + 1)
-    original = sktail.classifier.Trainer
-    sktail.classifier.Trainer = Paired
-    try:
-        clf.fit(texts[:n], labels[:n])
-    finally:
-        sktail.classifier.Trainer = original
+    _fit_one_epoch(Paired, 0.3, model_dir, texts, labels, args, device)
     return {name: float(np.mean(t)) for name, t in times.items()}
 
 
