@@ -23,7 +23,9 @@ def _jieba_tokenizer():
     return tokenizer
 
 
-def jieba_tokens(text: str, *, words: bool = True, chars: bool = True, bigrams: bool = True):
+def jieba_tokens(
+    text: str, *, words: bool = True, chars: bool = True, bigrams: bool = True, trigrams: bool = False
+):
     """Split a text into the token strings of the built-in encoder.
 
     Parameters
@@ -36,11 +38,13 @@ def jieba_tokens(text: str, *, words: bool = True, chars: bool = True, bigrams: 
         Emit single characters, as ``"c:<char>"``.
     bigrams : bool, default=True
         Emit adjacent character pairs, as ``"b:<pair>"``.
+    trigrams : bool, default=False
+        Emit runs of three characters, as ``"t:<triple>"``.
 
     Returns
     -------
     list of str
-        Tokens in text order: words, then characters, then bigrams.
+        Tokens in text order: words, then characters, bigrams and trigrams.
 
     Examples
     --------
@@ -55,6 +59,8 @@ def jieba_tokens(text: str, *, words: bool = True, chars: bool = True, bigrams: 
         tokens.extend("c:" + c for c in compact)
     if bigrams:
         tokens.extend("b:" + compact[i : i + 2] for i in range(len(compact) - 1))
+    if trigrams:
+        tokens.extend("t:" + compact[i : i + 3] for i in range(len(compact) - 2))
     return tokens
 
 
@@ -84,7 +90,7 @@ class JiebaVocabulary:
     ----------
     min_count : int, default=1
         Tokens seen fewer times in the training texts map to ``<unk>``.
-    words, chars, bigrams : bool, default=True
+    words, chars, bigrams, trigrams : bool
         Which token kinds to use, see :func:`jieba_tokens`.
 
     Attributes
@@ -93,14 +99,20 @@ class JiebaVocabulary:
         Id-ordered tokens; id 0 is ``<pad>``, id 1 is ``<unk>``.
     """
 
-    def __init__(self, min_count: int = 1, *, words: bool = True, chars: bool = True, bigrams: bool = True):
+    def __init__(
+        self, min_count: int = 1, *, words: bool = True, chars: bool = True, bigrams: bool = True,
+        trigrams: bool = False,
+    ):
         self.min_count = min_count
         self.words = words
         self.chars = chars
         self.bigrams = bigrams
+        self.trigrams = trigrams
 
     def _tokens(self, text: str):
-        return jieba_tokens(text, words=self.words, chars=self.chars, bigrams=self.bigrams)
+        return jieba_tokens(
+            text, words=self.words, chars=self.chars, bigrams=self.bigrams, trigrams=self.trigrams
+        )
 
     def fit(self, texts):
         """Build the table from training texts.
@@ -177,6 +189,7 @@ class JiebaVocabulary:
         return state
 
     def __setstate__(self, state):
+        state.setdefault("trigrams", False)  # vocabularies pickled before the option existed
         self.__dict__.update(state)
         if "tokens_" in state:
             self._index = {t: i for i, t in enumerate(self.tokens_)}

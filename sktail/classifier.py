@@ -63,7 +63,7 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         ``"macbert-base"`` and ``"roberta-wwm-ext"`` are the paper's encoders.
         Any other string is a Hugging Face model id or a local directory.
     max_length : int or "auto", default="auto"
-        Maximum tokens per text ("auto": 128 for transformers, 512 for the
+        Maximum tokens per text ("auto": 128 for transformers, 2048 for the
         built-in encoder).
     epochs : int or "auto", default="auto"
         Training epochs ("auto": 2 for transformers; 8 for the built-in
@@ -106,8 +106,9 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         epoch. 0 or None keeps the last epoch.
     encoder_options : dict or None, default=None
         Extra settings of the encoder. Built-in encoder: ``embedding_dim``
-        (64), ``min_count`` (2), ``words``/``chars``/``bigrams`` (True),
-        ``init_std`` (0.1). Transformers: ``prune_vocabulary`` (False).
+        (64), ``min_count`` (2), ``words`` (True), ``chars`` (True),
+        ``bigrams`` (True), ``trigrams`` (False), ``init_std`` (0.1),
+        ``token_dropout`` (0.4). Transformers: ``prune_vocabulary`` (False).
     train_encoder : {"all", "none"} or int, default="all"
         Which part of a pretrained transformer encoder is trained. "all" is
         the paper's full fine-tuning. "none" keeps the encoder untouched: the

@@ -19,7 +19,7 @@ LABELS = np.array([0, 0, 1, 1, 2, 2, 0, 1, 2, 0])
 
 def tiny_setup(texts=TEXTS, labels=LABELS, *, embedding_dim=6, max_length=64, seed=0):
     """A fitted bag encoder, the token ids and a dropout-free classifier network."""
-    encoder = BagEncoder(embedding_dim=embedding_dim)
+    encoder = BagEncoder(embedding_dim=embedding_dim, token_dropout=0.0)
     ids = encoder.fit_tokenize(list(texts), max_length)
     torch.manual_seed(seed)
     network = TextClassifierNetwork(encoder.build_network(), int(np.max(labels)) + 1, dropout=0.0)

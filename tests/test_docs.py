@@ -72,3 +72,51 @@ def test_results_page_includes_results_file_when_present(conf, tmp_path):
     other = ["<!-- results -->"]
     conf["_insert_results"](_App, "index", other)
     assert other == ["<!-- results -->"]
+
+
+def _number(value):
+    """How the docs write a default: 128, 2e-5, 0.4, True."""
+    if isinstance(value, float) and 0 < value < 0.05:
+        mantissa, exponent = f"{value:.0e}".split("e")
+        return f"{mantissa}e{int(exponent)}"
+    return str(value)
+
+
+@pytest.mark.parametrize("name", ["max_length", "batch_size", "learning_rate"])
+def test_documented_auto_values_are_the_encoders_defaults(name):
+    from sktail import AutoTailClassifier
+    from sktail.encoders import BagEncoder, HFEncoder
+
+    page = (DOCS / "parameters.md").read_text(encoding="utf-8")
+    row = re.search(rf"^\| `{name}` \|.*$", page, flags=re.MULTILINE).group(0)
+    assert f"{_number(HFEncoder.defaults[name])} for transformers" in row
+    assert f"{_number(BagEncoder.defaults[name])} for `jieba-bag`" in row
+    docstring = " ".join(AutoTailClassifier.__doc__.split())
+    entry = docstring[docstring.index(f"{name} : ") :][:200]
+    assert f"{_number(HFEncoder.defaults[name])} for transformers" in entry
+    assert f"{_number(BagEncoder.defaults[name])} for the built-in encoder" in entry
+
+
+def test_documented_epochs_are_the_encoders_defaults():
+    from sktail.encoders import BagEncoder, HFEncoder
+
+    page = (DOCS / "parameters.md").read_text(encoding="utf-8")
+    row = re.search(r"^\| `epochs` \|.*$", page, flags=re.MULTILINE).group(0)
+    assert f"{HFEncoder.defaults['epochs']} for transformers" in row
+    assert f"{BagEncoder.defaults['epochs']} for `jieba-bag`" in row
+    assert f"at least {BagEncoder.min_training_steps} optimizer steps" in row
+
+
+def test_documented_encoder_options_are_the_constructor_defaults():
+    import inspect
+
+    from sktail import AutoTailClassifier
+    from sktail.encoders import BagEncoder
+
+    page = (DOCS / "parameters.md").read_text(encoding="utf-8")
+    row = re.search(r"^\| `encoder_options` \|.*$", page, flags=re.MULTILINE).group(0)
+    docstring = " ".join(AutoTailClassifier.__doc__.split())
+    entry = docstring[docstring.index("encoder_options : ") :][:600]
+    for option, parameter in inspect.signature(BagEncoder).parameters.items():
+        assert f"`{option}` ({_number(parameter.default)})" in row, option
+        assert f"``{option}`` ({_number(parameter.default)})" in entry, option

@@ -25,6 +25,13 @@ def test_switches_select_the_token_kinds():
     assert all(t.startswith("w:") for t in jieba_tokens("深度学习", chars=False, bigrams=False))
 
 
+def test_trigrams_come_last_and_only_when_asked():
+    assert not any(t.startswith("t:") for t in jieba_tokens("深度学习"))
+    tokens = jieba_tokens("深度学习", trigrams=True)
+    assert tokens[-2:] == ["t:深度学", "t:度学习"] and tokens[:-2] == jieba_tokens("深度学习")
+    assert jieba_tokens("深度", words=False, chars=False, bigrams=False, trigrams=True) == []
+
+
 def test_whitespace_is_dropped_and_ascii_lowercased():
     assert jieba_tokens(" A b\t研\n", words=False) == ["c:a", "c:b", "c:研", "b:ab", "b:b研"]
 
@@ -74,3 +81,13 @@ def test_pickle_round_trip_rebuilds_the_index():
     restored = pickle.loads(pickle.dumps(vocab))
     assert restored.tokens_ == vocab.tokens_
     assert restored.encode(["水稻学习"], 20)[0].tolist() == vocab.encode(["水稻学习"], 20)[0].tolist()
+
+
+def test_vocabulary_pickled_without_the_trigram_switch_still_encodes():
+    vocab = JiebaVocabulary().fit(["深度学习模型"])
+    state = vocab.__getstate__()
+    del state["trigrams"]
+    restored = JiebaVocabulary.__new__(JiebaVocabulary)
+    restored.__setstate__(state)
+    assert restored.trigrams is False
+    assert restored.encode(["深度学习"], 20)[0].tolist() == vocab.encode(["深度学习"], 20)[0].tolist()

@@ -102,6 +102,8 @@ def test_every_parameter_has_an_invalid_value_case():
         ({"embedding_dim": 0}, "embedding_dim must be a positive int"),
         ({"min_count": 1.5}, "min_count must be a positive int"),
         ({"init_std": math.nan}, "init_std must be a finite float"),
+        ({"token_dropout": 1.0}, r"token_dropout must be a float in \[0, 1\)"),
+        ({"token_dropout": True}, "token_dropout must be a float"),
         ({"words": False, "chars": False, "bigrams": False}, "enable at least one"),
         ({"hidden": 3}, r"encoder_options \['hidden'\] are not valid"),
     ],

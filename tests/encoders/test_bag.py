@@ -43,6 +43,52 @@ def test_empty_text_pools_to_zeros():
     assert not torch.equal(pooled[0], torch.zeros(4))
 
 
+def _network_and_batch(token_dropout):
+    encoder = BagEncoder(embedding_dim=3, min_count=1, token_dropout=token_dropout)
+    ids = encoder.fit_tokenize(["水稻种植技术", "刑法", ""], 32)
+    torch.manual_seed(0)
+    return encoder.build_network(), encoder.collate(ids)
+
+
+def test_token_dropout_averages_the_kept_tokens_in_training_only():
+    network, batch = _network_and_batch(0.5)
+    table, ids, offsets = network.bag.weight.detach(), batch["ids"], batch["offsets"].tolist()
+    network.eval()
+    plain = network(batch)
+    torch.manual_seed(1)
+    network.train()
+    dropped = network(batch)
+    torch.manual_seed(1)  # the same draw: token i is kept where rand >= 0.5
+    keep = torch.rand(ids.shape) >= 0.5
+    bounds = [*offsets, len(ids)]
+    for text in range(3):
+        span = slice(bounds[text], bounds[text + 1])
+        kept = ids[span][keep[span]]
+        expected = table[kept].mean(dim=0) if len(kept) else torch.zeros(3)
+        assert torch.allclose(dropped[text], expected, atol=1e-6)
+        full = table[ids[span]].mean(dim=0) if bounds[text + 1] > bounds[text] else torch.zeros(3)
+        assert torch.allclose(plain[text], full, atol=1e-6)
+    assert not torch.allclose(dropped[0], plain[0])  # 14 tokens, some were dropped
+
+
+def test_token_dropout_zero_is_the_plain_mean_and_gradients_reach_the_table():
+    network, batch = _network_and_batch(0.0)
+    network.train()
+    assert torch.equal(network(batch), network.bag(batch["ids"], batch["offsets"]))
+    network, batch = _network_and_batch(0.3)
+    network.train()
+    network(batch).sum().backward()
+    assert network.bag.weight.grad is not None and network.bag.weight.grad.abs().sum() > 0
+
+
+def test_network_pickled_without_token_dropout_runs_plain():
+    network, batch = _network_and_batch(0.0)
+    del network.__dict__["token_dropout"]
+    network.train()
+    assert network.token_dropout == 0.0
+    assert torch.equal(network(batch), network.bag(batch["ids"], batch["offsets"]))
+
+
 def test_tokenize_truncates():
     encoder = BagEncoder(words=False, bigrams=False)
     encoder.fit_tokenize(["一二三四五六"], 3)
@@ -139,3 +185,14 @@ def test_auto_epochs_are_used_by_fit_and_explicit_epochs_win(long_tail_corpus):
     assert auto.epochs_ == 450 // 2 and len(auto.history_) == auto.epochs_  # 78 rows: 2 steps an epoch
     fixed = AutoTailClassifier(**options, batch_size=64, epochs=3, random_state=0).fit(texts, labels)
     assert fixed.epochs_ == 3
+
+
+def test_encoders_saved_before_token_dropout_load_without_it():
+    encoder = BagEncoder(embedding_dim=3)
+    encoder.fit_tokenize(["水稻种植", "刑法"], 16)
+    config, files = encoder.to_config()
+    assert config["token_dropout"] == 0.4
+    del config["token_dropout"]
+    assert BagEncoder.from_config(config, files).token_dropout == 0.0
+    del encoder.__dict__["token_dropout"]  # as unpickled from an older version
+    assert encoder.build_network().token_dropout == 0.0
