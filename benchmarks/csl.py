@@ -15,6 +15,11 @@ The paper's configuration (METHOD.md §7; MacBERT-base weights and a GPU)::
 
     python -m benchmarks.csl DATA --paper --out benchmarks/out/title-macbert
 
+Parallel sweeps (say one process per core, each with its own ``--out``)
+are pooled before the report::
+
+    python -m benchmarks.csl --merge out/run-a out/run-b --out out/pooled
+
 The output folder receives ``results.json`` (every per-seed number and the
 predictions), ``summary.json``, ``results.md`` and two PNG plots. Runs
 already in ``results.json`` are skipped, so an interrupted sweep resumes.
@@ -36,6 +41,7 @@ from benchmarks.runner import (  # noqa: E402
     DEFAULT_CONFIGS,
     build_configs,
     load_split,
+    merge_results,
     resolve_data_dir,
     run_benchmark,
 )
@@ -73,6 +79,9 @@ def parse_args(argv=None):
     parser.add_argument("--fresh", action="store_true", help="ignore runs already in results.json")
     parser.add_argument("--report-only", action="store_true",
                         help="run nothing: rebuild results.md, summary.json and the plots from results.json")
+    parser.add_argument("--merge", nargs="+", default=None, metavar="FOLDER",
+                        help="run nothing: pool the results.json of these folders (same split) into --out "
+                             "and report on them")
     args = parser.parse_args(argv)
     if args.paper:
         if args.encoder == "jieba-bag":
@@ -88,7 +97,9 @@ def main(argv=None):
     """Run the benchmark and write its report; returns the output folder."""
     args = parse_args(argv)
     out = Path(args.out)
-    if args.report_only:
+    if args.merge:
+        merge_results(args.merge, out / "results.json")
+    if args.report_only or args.merge:
         payload = json.loads((out / "results.json").read_text(encoding="utf-8"))
         title = args.title or Path(payload["meta"]["source"]).name
         written = write_report(payload, out, title=title, order=args.configs, plots=not args.no_plots)

@@ -34,6 +34,7 @@ __all__ = [
     "linear_config",
     "load_split",
     "machine_info",
+    "merge_results",
     "resolve_data_dir",
     "run_benchmark",
     "run_one",
@@ -400,3 +401,59 @@ def run_benchmark(split: Split, configs, seeds, out_path, *, meta=None, resume=T
             )
     _write_json(out_path, payload)
     return payload
+
+
+def merge_results(paths, out_path) -> dict:
+    """Pool the runs of several ``results.json`` files of the same split into one.
+
+    Sweeps run in parallel (one process per configuration or seed, each
+    writing its own folder) are joined this way before the report.
+
+    Parameters
+    ----------
+    paths : iterable of str or path-like
+        ``results.json`` files, or folders holding one.
+    out_path : str or path-like
+        The pooled ``results.json`` to write.
+
+    Returns
+    -------
+    dict
+        The pooled payload; its ``meta`` is the first file's, with the
+        merged files listed under ``"merged_from"``.
+
+    Raises
+    ------
+    ValueError
+        If the files were evaluated on different splits, give one
+        configuration name different settings, or hold the same
+        (configuration, seed) run with different predictions.
+    """
+    files = [Path(p) / "results.json" if Path(p).is_dir() else Path(p) for p in paths]
+    if not files:
+        raise ValueError("merge_results needs at least one results.json.")
+    payloads = [json.loads(f.read_text(encoding="utf-8")) for f in files]
+    first = payloads[0]
+    merged = {"meta": {**first["meta"], "merged_from": [str(f) for f in files]},
+              "class_counts": first["class_counts"], "eval_labels": first["eval_labels"],
+              "configs": {}, "runs": []}
+    seen = {}
+    for path, payload in zip(files, payloads):
+        if payload["eval_labels"] != first["eval_labels"] or payload["class_counts"] != first["class_counts"]:
+            raise ValueError(f"{path} was evaluated on another split than {files[0]}; it cannot be pooled.")
+        for name, params in payload["configs"].items():
+            if merged["configs"].setdefault(name, params) != params:
+                raise ValueError(f"configuration {name!r} has other settings in {path}: {params} "
+                                 f"against {merged['configs'][name]}.")
+        for run in payload["runs"]:
+            key = (run["config"], run["seed"])
+            if key in seen:
+                if seen[key]["predictions"] != run["predictions"]:
+                    raise ValueError(f"run {key} appears twice with different predictions (again in {path}).")
+                continue
+            seen[key] = run
+            merged["runs"].append(run)
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    _write_json(out_path, merged)
+    return merged

@@ -12,7 +12,7 @@ pytest.importorskip("matplotlib")
 
 from benchmarks import csl  # noqa: E402
 from benchmarks.report import summarise  # noqa: E402
-from benchmarks.runner import load_split, resolve_data_dir  # noqa: E402
+from benchmarks.runner import load_split, merge_results, resolve_data_dir  # noqa: E402
 
 
 def _write_tsv(path, texts, labels):
@@ -61,6 +61,26 @@ def test_harness_end_to_end(split_dir, tmp_path, monkeypatch):
     (out / "results.md").unlink()
     csl.main(["--out", str(out), "--report-only", "--no-plots"])
     assert "| baseline | 1 |" in (out / "results.md").read_text(encoding="utf-8")
+
+
+def test_parallel_sweeps_are_merged_before_the_report(split_dir, tmp_path):
+    common = [str(split_dir), "--configs", "tfidf-svc", "--no-plots"]
+    csl.main([*common, "--seeds", "1", "--out", str(tmp_path / "a")])
+    csl.main([*common, "--seeds", "2", "--out", str(tmp_path / "b")])
+    pooled = tmp_path / "pooled"
+    csl.main(["--merge", str(tmp_path / "a"), str(tmp_path / "b"), str(tmp_path / "a"),
+              "--out", str(pooled), "--no-plots"])
+    payload = json.loads((pooled / "results.json").read_text(encoding="utf-8"))
+    assert [(r["config"], r["seed"]) for r in payload["runs"]] == [("tfidf-svc", 1), ("tfidf-svc", 2)]
+    assert len(payload["meta"]["merged_from"]) == 3
+    assert "| tfidf-svc | 2 |" in (pooled / "results.md").read_text(encoding="utf-8")
+
+    other = json.loads((tmp_path / "b" / "results.json").read_text(encoding="utf-8"))
+    other["eval_labels"] = other["eval_labels"][::-1]
+    (tmp_path / "b" / "results.json").write_text(json.dumps(other), encoding="utf-8")
+    with pytest.raises(ValueError, match="another split"):
+        merge_results([tmp_path / "a", tmp_path / "b"], tmp_path / "bad.json")
+    assert not (tmp_path / "bad.json").exists()
 
 
 def test_summary_deltas_and_mcnemar_are_paired(split_dir):
