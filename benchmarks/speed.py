@@ -326,14 +326,15 @@ def main(argv=None):
         pipe_predict = hf_pipeline_predict(hf_model, model_dir, predict_texts, device)
         n_params = sum(p.numel() for p in plain_clf.network_.parameters())
         n_embedding = plain_clf.network_.encoder.input_embeddings().numel()
+    ratios = [p["samples_per_s"] / h["samples_per_s"] for p, h in rounds]
     result.update({
         "params": n_params,
         "train_samples_per_s": {
             "sktail": float(np.median([p["samples_per_s"] for p, _ in rounds])),
             "hf_trainer": float(np.median([h["samples_per_s"] for _, h in rounds])),
         },
-        "train_speedup_vs_trainer": float(np.median([p["samples_per_s"] / h["samples_per_s"] for p, h in rounds])),
-        "train_speedup_per_round": [p["samples_per_s"] / h["samples_per_s"] for p, h in rounds],
+        "train_speedup_vs_trainer": float(np.median(ratios)),
+        "train_speedup_per_round": ratios,
         "step_s": steps,
         "fgm_over_plain": steps["fgm"] / steps["plain"],
         "predict_texts_per_s": {"sktail": ours_predict, "hf_pipeline": pipe_predict},
