@@ -33,8 +33,6 @@ class BagNetwork(EncoderNetwork):
         evaluation mode every token counts.
     """
 
-    token_dropout = 0.0  # networks pickled before the option existed
-
     def __init__(self, vocab_size: int, embedding_dim: int, init_std: float, token_dropout: float = 0.0):
         super().__init__()
         self.hidden_size = embedding_dim

@@ -81,14 +81,6 @@ def test_token_dropout_zero_is_the_plain_mean_and_gradients_reach_the_table():
     assert network.bag.weight.grad is not None and network.bag.weight.grad.abs().sum() > 0
 
 
-def test_network_pickled_without_token_dropout_runs_plain():
-    network, batch = _network_and_batch(0.0)
-    del network.__dict__["token_dropout"]
-    network.train()
-    assert network.token_dropout == 0.0
-    assert torch.equal(network(batch), network.bag(batch["ids"], batch["offsets"]))
-
-
 def test_tokenize_truncates():
     encoder = BagEncoder(words=False, bigrams=False)
     encoder.fit_tokenize(["一二三四五六"], 3)
