@@ -4,8 +4,9 @@ The main entry point is :class:`AutoTailClassifier`. Heavy dependencies
 (torch, transformers, jieba) load only when it is first used.
 """
 
-__version__ = "0.1.0"
-__all__ = ["AutoTailClassifier", "__version__", "load"]
+from ._version import __version__
+
+__all__ = ["AutoTailClassifier", "ModelFileError", "__version__", "load"]
 
 
 def __getattr__(name):
@@ -17,6 +18,10 @@ def __getattr__(name):
         from ._persistence import load
 
         return load
+    if name == "ModelFileError":
+        from ._persistence import ModelFileError
+
+        return ModelFileError
     raise AttributeError(f"module 'sktail' has no attribute {name!r}")
 
 

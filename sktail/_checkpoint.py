@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._persistence import atomic_write
+from ._atomic import atomic_write
 
 __all__ = ["CHECKPOINT_VERSION", "Checkpointer", "fit_fingerprint"]
 

@@ -27,13 +27,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import secrets
 import warnings
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from ._atomic import atomic_write
 
 __all__ = ["FeatureCache", "network_fingerprint", "resolve_cache_location", "text_keys"]
 
@@ -236,15 +237,6 @@ class FeatureCache:
         name = hashlib.blake2b(keys.tobytes(), digest_size=16).hexdigest() + _SUFFIX
         self.directory.mkdir(parents=True, exist_ok=True)
         target = self.directory / name
-        temporary = self.directory / f".{name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
-        try:
-            with open(temporary, "wb") as handle:
-                np.savez(handle, keys=keys, features=features)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, target)
-        finally:
-            if temporary.exists():
-                temporary.unlink()
+        atomic_write(target, lambda handle: np.savez(handle, keys=keys, features=features))
         logger.debug("feature cache: wrote %d rows to %s", len(keys), target)
         return target

@@ -20,19 +20,19 @@ over ``path``, so a crash while saving leaves the previous file intact.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import struct
-import tempfile
 import zipfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "ModelFileError", "atomic_write", "load", "save"]
+from ._atomic import atomic_write
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "ModelFileError", "load", "save"]
 
 FORMAT = "sktail-model"
 FORMAT_VERSION = 1
@@ -49,50 +49,6 @@ _NOT_SAVED = ("encoder_", "network_")
 
 class ModelFileError(ValueError):
     """Raised when a file is not a valid sktail model file (foreign, truncated or altered)."""
-
-
-# -- atomic files ----------------------------------------------------------------
-def atomic_write(path, write) -> Path:
-    """Write a file through a temporary sibling and an atomic rename.
-
-    Parameters
-    ----------
-    path : str or path-like
-        Destination; its folder must exist.
-    write : callable
-        ``write(fileobj)`` writes the content to a binary file object.
-
-    Returns
-    -------
-    pathlib.Path
-        ``path``.
-
-    Notes
-    -----
-    The content is flushed and ``fsync``-ed before :func:`os.replace` swaps it
-    in, so a reader sees either the old file or the complete new one, and a
-    crash at any point leaves the old file untouched (and at worst a stray
-    ``.<name>.*.tmp`` file, removed when the failure is a Python exception).
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):  # make the rename itself durable (POSIX)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    return path
 
 
 # -- typed JSON for fitted attributes ----------------------------------------------
@@ -225,7 +181,7 @@ def save(estimator, path) -> Path:
     """
     from sklearn.utils.validation import check_is_fitted
 
-    from . import __version__
+    from ._version import __version__
 
     check_is_fitted(estimator)
     members = _members(estimator)

@@ -30,7 +30,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from . import __version__
+from ._version import __version__
 
 __all__ = ["main", "build_parser"]
 

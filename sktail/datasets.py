@@ -26,12 +26,13 @@ import itertools
 import json
 import numbers
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 from sklearn.utils import Bunch, check_random_state
+
+from ._atomic import atomic_write_text
 
 __all__ = [
     "make_long_tail_text",
@@ -608,18 +609,10 @@ def _csl_rows_to_tsv(raw, source):
 
 
 def _write_atomic(path, content):
-    """Write ``content`` (str) to ``path`` through a temporary file and ``os.replace``."""
+    """Write ``content`` (str) to ``path`` atomically, creating its folder."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(content)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_write_text(path, content)
 
 
 def _check_digest(data: bytes, expected, what, url, target):

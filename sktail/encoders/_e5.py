@@ -34,13 +34,13 @@ import os
 import secrets
 import shutil
 import struct
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .._atomic import replace_directory
 from .._home import get_sktail_home
 
 __all__ = ["build_e5_small", "e5_reference_embeddings", "hf_embeddings"]
@@ -511,17 +511,10 @@ def _convert(source_path: Path, checksum: str, folder: Path) -> None:
 
 def _install(staging: Path, target: Path, checksum: str, *, force: bool) -> None:
     """Atomically move ``staging`` to ``target``, replacing an outdated ``target``."""
-    if target.exists():
-        if not force and _is_built(target, checksum):
-            return  # a concurrent build finished first
-        retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-        os.replace(target, retired)
-        shutil.rmtree(retired, ignore_errors=True)
-    try:
-        os.replace(staging, target)
-    except OSError:
-        if not _is_built(target, checksum):  # not lost to a concurrent build
-            raise
+    if target.exists() and not force and _is_built(target, checksum):
+        return  # a concurrent build finished first
+    if not replace_directory(staging, target) and not _is_built(target, checksum):
+        raise OSError(f"could not install {target}: another build left an incomplete folder there.")
 
 
 def build_e5_small(cache_dir: str | os.PathLike | None = None, *, force: bool = False) -> Path:
