@@ -384,8 +384,9 @@ def build_parser():
         prog=PROG,
         description="Class-balance-aware fine-tuning of text encoders on long-tailed label sets "
                     "(AutoTail-BSFGM).",
-        epilog="Run 'sktail COMMAND --help' for the options of a command. Model files are pickles: "
-               "load only files you trust.",
+        epilog="Run 'sktail COMMAND --help' for the options of a command. Model files are "
+               "pickle-free (JSON settings, safetensors weights, tokenizer data): loading one "
+               "never executes code from it.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -46,6 +46,14 @@ def test_help_everywhere(command, capsys):
     assert f"usage: sktail {' '.join(command)}".strip() in capsys.readouterr().out
 
 
+def test_top_level_help_says_model_files_are_pickle_free(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "pickle-free" in out and "never executes code" in out
+    assert "Model files are pickles" not in out
+
+
 def test_python_dash_m_runs_the_cli():
     result = subprocess.run(
         [sys.executable, "-m", "sktail", "info", "no-such-model.sktail"], capture_output=True, text=True
