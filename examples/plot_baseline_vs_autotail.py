@@ -23,12 +23,12 @@ x_train, x_test, y_train, y_test = train_test_split(
 # %%
 # The same estimator with every AutoTail component switched off is the baseline.
 models = {
-    "label smoothing": AutoTailClassifier(tail_gate=False, bs_weight=0, fgm_epsilon=0),
-    "AutoTail-BSFGM": AutoTailClassifier(),
+    "label smoothing": AutoTailClassifier(tail_gate=False, bs_weight=0, fgm_epsilon=0, random_state=0),
+    "AutoTail-BSFGM": AutoTailClassifier(random_state=0),
 }
 predictions = {}
 for name, clf in models.items():
-    clf.set_params(epochs=20, validation_fraction=None, random_state=0)
+    clf.set_params(epochs=20, validation_fraction=None)
     clf.fit(x_train, y_train)
     predictions[name] = clf.predict(x_test)
     report = evaluation_report(y_test, predictions[name], (clf.classes_, clf.class_counts_))

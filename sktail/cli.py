@@ -35,6 +35,7 @@ from ._version import __version__
 __all__ = ["main", "build_parser"]
 
 PROG = "sktail"
+DEFAULT_SEED = 0  # random_state of ``sktail fit`` when neither --seed nor --set random_state is given
 
 
 class UsageError(Exception):
@@ -188,6 +189,8 @@ def cmd_fit(args):
         params["encoder"] = args.encoder
     if args.seed is not None:
         params["random_state"] = args.seed
+    elif "random_state" not in params:
+        params["random_state"] = DEFAULT_SEED  # reproducible by default
     params.setdefault("verbose", max(args.verbose, 0))
     texts, labels = _read_labelled(args.train, "training file")
     fit_kwargs = {}
@@ -197,7 +200,8 @@ def cmd_fit(args):
     if not output.parent.exists():
         raise UsageError(f"cannot write the model: folder '{output.parent}' does not exist")
     clf = AutoTailClassifier(**params)
-    _say(args, f"training on {len(texts)} texts from {args.train} ({len(set(labels))} classes)")
+    _say(args, f"training on {len(texts)} texts from {args.train} ({len(set(labels))} classes), "
+               f"seed {params['random_state']} (--seed to change)")
     try:
         clf.fit(texts, labels, **fit_kwargs)
     except (InvalidParameterError, ValueError) as error:
@@ -403,7 +407,9 @@ def build_parser():
                         "--set encoder_options.embedding_dim=64 (values are parsed as JSON when they can be)")
     p.add_argument("--validation", metavar="DEV.tsv",
                    help="held-out 'text<TAB>label' file for best-epoch selection (replaces the internal split)")
-    p.add_argument("--seed", type=int, help="random_state of the estimator")
+    p.add_argument("--seed", type=int,
+                   help=f"random_state of the estimator (default: {DEFAULT_SEED}, so that two runs "
+                        "on the same data and machine give the same model)")
     p.set_defaults(func=cmd_fit, verbose_default=1)
 
     p = sub.add_parser("predict", parents=[common], help="label texts with a saved model",

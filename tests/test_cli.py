@@ -98,6 +98,23 @@ def test_fit_verbose_prints_epoch_lines_and_progress(files, capsys):
     assert "batches" in err  # tqdm bars go to stderr
 
 
+def test_fit_has_a_printed_default_seed(files, capsys):
+    args = ["--set", "epochs=1", "--set", "validation_fraction=0"]
+    models = [files["root"] / f"seeded{i}.sktail" for i in range(2)]
+    for model in models:
+        code, _, err = _run(capsys, "fit", files["train"], "-o", model, *args)
+        assert code == 0 and "seed 0 (--seed to change)" in err
+    first, second = (cli._load_model(m) for m in models)
+    assert first.random_state == 0
+    texts, _ = load_tsv(files["test"])
+    np.testing.assert_array_equal(first.predict_proba(texts), second.predict_proba(texts))
+    code, _, err = _run(capsys, "fit", files["train"], "-o", models[0], *args, "--seed", "7")
+    assert code == 0 and "seed 7 (--seed to change)" in err
+    assert cli._load_model(models[0]).random_state == 7
+    code, _, err = _run(capsys, "fit", files["train"], "-o", models[0], *args, "--set", "random_state=5")
+    assert code == 0 and cli._load_model(models[0]).random_state == 5
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [

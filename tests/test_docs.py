@@ -120,3 +120,32 @@ def test_documented_encoder_options_are_the_constructor_defaults():
     for option, parameter in inspect.signature(BagEncoder).parameters.items():
         assert f"`{option}` ({_number(parameter.default)})" in row, option
         assert f"``{option}`` ({_number(parameter.default)})" in entry, option
+
+
+def _python_blocks(path):
+    return re.findall(r"```python\n(.*?)```", path.read_text(encoding="utf-8"), flags=re.DOTALL)
+
+
+def _calls(code, name):
+    """The argument text of every ``name(...)`` call in ``code`` (balanced parentheses)."""
+    for match in re.finditer(re.escape(name) + r"\(", code):
+        depth, start = 1, match.end()
+        for i in range(start, len(code)):
+            depth += {"(": 1, ")": -1}.get(code[i], 0)
+            if depth == 0:
+                yield code[start:i]
+                break
+
+
+@pytest.mark.parametrize(
+    "path", [ROOT / "README.md", *sorted(DOCS.glob("*.md"))], ids=lambda p: p.name
+)
+def test_every_python_example_sets_random_state(path):
+    """Copied examples are reproducible: each estimator built in a code block is seeded."""
+    unseeded = [
+        args
+        for block in _python_blocks(path)
+        for args in _calls(block, "AutoTailClassifier")
+        if "random_state" not in args
+    ]
+    assert not unseeded, f"{path.name}: AutoTailClassifier({unseeded[0]}) has no random_state="

@@ -21,3 +21,17 @@ def test_example_runs(path, tmp_path, monkeypatch, capsys):
     if path.name == "plot_quickstart.py":
         assert (tmp_path / "quickstart_report" / "report.md").exists()
         assert (tmp_path / "quickstart_report" / "per_class_accuracy.png").exists()
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_example_estimators_are_seeded(path):
+    import ast
+
+    calls = [
+        node
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "AutoTailClassifier"
+    ]
+    assert calls
+    for call in calls:
+        assert "random_state" in {kw.arg for kw in call.keywords}, f"line {call.lineno}"
