@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Mapping, MappingView, Set
 from numbers import Real
 
 import numpy as np
 
 __all__ = ["check_sample_weight", "check_texts", "check_labels", "label_kind"]
+
+#: Smallest ratio of a positive sample weight to the largest that training accepts.
+_WEIGHT_RANGE = 1e-30
 
 
 def _first_bad(values, predicate):
@@ -15,6 +19,28 @@ def _first_bad(values, predicate):
         if predicate(v):
             return i, v
     return None
+
+
+def _reject_unordered(values, name: str) -> None:
+    """Refuse containers without a defined order (sets, dicts and their views).
+
+    Their iteration order is arbitrary, so texts would be paired with the wrong
+    labels or weights, and predictions could not be mapped back to the inputs.
+    """
+    if isinstance(values, (Set, Mapping, MappingView)):
+        kind = type(values).__name__
+        raise TypeError(
+            f"{name} is a {kind}, which has no defined order: its elements could not be matched "
+            f"row by row with the other inputs or the predictions. Pass a list, tuple, numpy array "
+            f"or pandas Series, built in an order you control."
+        )
+
+
+def _materialise(values):
+    """A list of the elements of a one-pass iterator (a generator); anything else unchanged."""
+    if isinstance(values, Iterator):
+        return list(values)
+    return values
 
 
 def _not_text(value) -> bool:
@@ -52,9 +78,11 @@ def label_kind(value) -> str:
 def check_texts(X, *, name: str = "X") -> list:
     """Validate a 1-D collection of strings and return it as a list.
 
-    Accepts lists, tuples, 1-D numpy arrays, pandas Series and single-column
-    DataFrames. Rejects a bare string, bytes, non-string elements (naming the
-    first offending index), nested sequences and 2-D input with several columns.
+    Accepts lists, tuples, 1-D numpy arrays, pandas Series, single-column
+    DataFrames and iterators (a generator is read once). Rejects a bare
+    string, bytes, unordered containers (``set``, ``frozenset``, ``dict`` and
+    its views), non-string elements (naming the first offending index), nested
+    sequences and 2-D input with several columns.
 
     Parameters
     ----------
@@ -69,8 +97,7 @@ def check_texts(X, *, name: str = "X") -> list:
     """
     if isinstance(X, (str, bytes)):
         raise TypeError(f"{name} must be a collection of texts, not a single {type(X).__name__}; wrap it in a list.")
-    if isinstance(X, dict):
-        raise TypeError(f"{name} must be a list-like of str, got a dict.")
+    _reject_unordered(X, name)
     if hasattr(X, "columns") and hasattr(X, "iloc"):  # pandas DataFrame
         if X.shape[1] != 1:
             raise ValueError(f"{name} must be 1-D texts; got a DataFrame with {X.shape[1]} columns.")
@@ -106,6 +133,11 @@ def check_texts(X, *, name: str = "X") -> list:
 def check_labels(y, n_samples: int, *, name: str = "y", x_name: str = "X") -> np.ndarray:
     """Validate a 1-D label vector (any hashable, not missing) of the right length.
 
+    Accepts the same containers as :func:`check_texts`: lists, tuples, numpy
+    arrays, pandas Series, one-column arrays and iterators (a generator is
+    read once). Unordered containers (``set``, ``frozenset``, ``dict`` and its
+    views) are rejected.
+
     Parameters
     ----------
     y : array-like of shape (n_samples,)
@@ -125,9 +157,13 @@ def check_labels(y, n_samples: int, *, name: str = "y", x_name: str = "X") -> np
 
     if isinstance(y, (str, bytes)):
         raise TypeError(f"{name} must be a sequence of labels, not a single {type(y).__name__}.")
+    _reject_unordered(y, name)
+    y = _materialise(y)
     if hasattr(y, "to_numpy"):
         y = y.to_numpy()
     arr = np.asarray(y, dtype=object) if not isinstance(y, np.ndarray) else y
+    if arr.ndim == 0:
+        raise TypeError(f"{name} must be a sequence of labels (one per text), got {type(y).__name__}.")
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr[:, 0]
     if arr.ndim != 1:
@@ -154,27 +190,59 @@ def check_labels(y, n_samples: int, *, name: str = "y", x_name: str = "X") -> np
 
 
 def check_sample_weight(sample_weight, n_samples: int) -> np.ndarray | None:
-    """Validate non-negative, finite per-text weights with a positive sum.
+    """Validate non-negative, finite per-text weights and bring them into float32 range.
+
+    The loss is a weighted *mean*, so only the ratios of the weights matter.
+    The weights are multiplied by a power of two so that the largest lies in
+    ``[1, 2)``: the scaling is exact, training gives bit-identical results to
+    the unscaled weights, and weights such as ``1e300`` (beyond float32, in
+    which the loss is computed) train like ones. Weights that are all zero,
+    negative, non-finite, or whose positive values span a range float32
+    cannot hold (the smallest below ``1e-30`` times the largest) are rejected.
 
     Parameters
     ----------
     sample_weight : array-like of shape (n_samples,) or None
-        Weights; None means all ones.
+        Weights; None means all ones. Lists, tuples, arrays, Series and
+        iterators (read once) are accepted; unordered containers are not.
     n_samples : int
         Expected length.
 
     Returns
     -------
     ndarray of float64 or None
+        The rescaled weights (largest in ``[1, 2)``).
+
+    Raises
+    ------
+    ValueError
+        Naming ``sample_weight`` (and the first offending index) for a wrong
+        shape, a negative, NaN or infinite weight, all zeros, or too wide a range.
+    TypeError
+        For an unordered container or non-numeric values.
     """
     if sample_weight is None:
         return None
-    w = np.asarray(sample_weight, dtype=np.float64)
+    _reject_unordered(sample_weight, "sample_weight")
+    sample_weight = _materialise(sample_weight)
+    try:
+        w = np.asarray(sample_weight, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"sample_weight must be numbers, one per text: {error}") from None
     if w.ndim != 1 or len(w) != n_samples:
         raise ValueError(f"sample_weight must have shape ({n_samples},), got {w.shape}.")
     bad = np.flatnonzero(~np.isfinite(w) | (w < 0))
     if bad.size:
         raise ValueError(f"sample_weight[{bad[0]}] is {w[bad[0]]}; weights must be finite and non-negative.")
-    if w.sum() <= 0:
+    largest = w.max()
+    if largest <= 0:
         raise ValueError("sample_weight sums to 0; at least one text needs a positive weight.")
-    return w
+    smallest = w[w > 0].min()
+    if smallest < _WEIGHT_RANGE * largest:
+        i = int(np.flatnonzero(w == smallest)[0])
+        raise ValueError(
+            f"sample_weight[{i}] is {smallest}, less than {_WEIGHT_RANGE:g} times the largest weight "
+            f"({largest}); float32 training cannot represent that ratio. Use 0 to leave a text out."
+        )
+    # An exact power-of-two scaling: the float32 weighted means do not change.
+    return np.ldexp(w, 1 - np.frexp(largest)[1])

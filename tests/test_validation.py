@@ -215,3 +215,71 @@ def test_fit_on_arbitrary_unicode(texts):
     assert predictions.shape == (len(texts),)
     assert set(predictions) <= {"a", "b"}
     assert all(bool(torch.isfinite(p).all()) for p in clf.network_.parameters())
+
+
+# -- unordered containers, iterators and extreme weights ----------------------------------
+UNORDERED = {
+    "set": set, "frozenset": frozenset, "dict": lambda v: dict(enumerate(v)),
+    "dict-keys": lambda v: dict.fromkeys(v).keys(), "dict-values": lambda v: dict(enumerate(v)).values(),
+    "dict-items": lambda v: dict(enumerate(v)).items(),
+}
+
+
+@pytest.mark.parametrize("make", UNORDERED.values(), ids=UNORDERED.keys())
+@pytest.mark.parametrize("argument", ["X", "y", "X_val", "y_val", "sample_weight"])
+def test_unordered_containers_are_rejected_everywhere(argument, make):
+    values = {"X": TEXTS, "y": LABELS, "X_val": TEXTS, "y_val": LABELS, "sample_weight": [1.0] * 12}[argument]
+    arguments = {"X": TEXTS, "y": LABELS}
+    if argument.endswith("_val"):
+        pair = {"X_val": TEXTS, "y_val": LABELS, argument: make(values)}
+        arguments["validation_data"] = (pair["X_val"], pair["y_val"])
+    else:
+        arguments[argument] = make(values)
+    with pytest.raises(TypeError, match=f"{argument} is a .*no defined order"):
+        AutoTailClassifier(**TINY, random_state=0).fit(**arguments)
+
+
+@pytest.mark.parametrize("method", ["predict", "predict_proba", "decision_function"])
+def test_predict_on_a_set_is_rejected(bag_model, method):
+    with pytest.raises(TypeError, match="X is a set, which has no defined order"):
+        getattr(bag_model, method)(set(TEXTS))
+
+
+def test_generators_are_read_once_for_every_fit_input():
+    expected = AutoTailClassifier(**TINY, random_state=0).fit(TEXTS, LABELS, sample_weight=[1.0] * 12)
+    clf = AutoTailClassifier(**TINY, random_state=0).fit(
+        (t for t in TEXTS), (y for y in LABELS), sample_weight=(1.0 for _ in TEXTS),
+        validation_data=((t for t in TEXTS), (y for y in LABELS)),
+    )
+    np.testing.assert_array_equal(clf.predict_proba(TEXTS), expected.predict_proba(TEXTS))
+
+
+def test_scalar_y_is_a_type_error():
+    with pytest.raises(TypeError, match="y must be a sequence of labels .* got int"):
+        AutoTailClassifier(**TINY).fit(TEXTS, 5)
+
+
+@pytest.mark.parametrize("scale", [2.0**900, 2.0**-900, 0.5, 1e300, 1e-300, 3.0])
+def test_sample_weight_scale_does_not_change_the_fit(scale):
+    weights = np.array([1.0, 2.0, 0.5] * 4)
+    expected = AutoTailClassifier(**TINY, random_state=0).fit(TEXTS, LABELS, sample_weight=weights)
+    clf = AutoTailClassifier(**TINY, random_state=0).fit(TEXTS, LABELS, sample_weight=weights * scale)
+    assert all(np.isfinite(h["train_loss"]) for h in clf.history_)
+    if np.frexp(scale)[0] == 0.5:  # a power of two: the float32 weighted means are bit-identical
+        np.testing.assert_array_equal(clf.predict_proba(TEXTS), expected.predict_proba(TEXTS))
+    else:
+        np.testing.assert_allclose(clf.predict_proba(TEXTS), expected.predict_proba(TEXTS), rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "weights, message",
+    [
+        (_with([1e300] * 12, 4, 1e-300), r"sample_weight\[4\] is 1e-300, less than 1e-30 times the largest"),
+        (_with([1.0] * 12, 2, math.inf), r"sample_weight\[2\] is inf"),
+        ([1e308] * 11 + [-1.0], r"sample_weight\[11\] is -1.0"),
+        (["a"] * 12, r"sample_weight must be numbers"),
+    ],
+)
+def test_unusable_sample_weights_name_sample_weight(weights, message):
+    with pytest.raises((TypeError, ValueError), match=message):
+        AutoTailClassifier(**TINY, random_state=0).fit(TEXTS, LABELS, sample_weight=weights)
