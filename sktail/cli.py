@@ -22,6 +22,7 @@ loading a file never runs code from it.
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import logging
 import os
@@ -150,7 +151,11 @@ def parse_settings(items, valid):
             params.setdefault("encoder_options", {})[key.split(".", 1)[1]] = value
             continue
         if key not in valid:
-            raise UsageError(f"unknown parameter '{key}' in --set {item}; valid keys: {', '.join(sorted(valid))}")
+            close = difflib.get_close_matches(key, sorted(valid), n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise UsageError(
+                f"unknown parameter '{key}' in --set {item}; {hint}valid keys: {', '.join(sorted(valid))}"
+            )
         if key == "encoder_options" and isinstance(params.get(key), dict) and isinstance(value, dict):
             value = {**value, **params[key]}
         params[key] = value
@@ -250,13 +255,16 @@ def cmd_predict(args):
 
 def cmd_evaluate(args):
     """``sktail evaluate``: score a model on a labelled TSV file."""
-    from .report import build_report, format_report, write_report
+    from .report import build_report, format_report, unseen_labels_message, write_report
 
     clf = _load_model(args.model)
     texts, labels = _read_labelled(args.test, "test file")
     clf.set_params(verbose=max(args.verbose, 0))
     predicted = clf.predict(texts)
     report = build_report(labels, predicted, clf.classes_, clf.class_counts_)
+    unseen = unseen_labels_message(report)
+    if unseen is not None:
+        _say(args, f"note: {unseen}")
     if args.json:
         print(json.dumps(report, ensure_ascii=False, indent=2))
     else:

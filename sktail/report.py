@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,7 @@ __all__ = [
     "plot_confusion_matrix",
     "plot_per_class_accuracy",
     "report_markdown",
+    "unseen_labels_message",
     "write_report",
 ]
 
@@ -65,6 +67,7 @@ def build_report(y_true, y_pred, classes, class_counts):
         JSON-ready: ``n_samples``, ``accuracy``, ``macro_f1``,
         ``balanced_accuracy``, ``band_accuracy`` (band -> accuracy or None;
         absent with fewer than 3 classes), ``unseen_labels`` (sorted),
+        ``unseen_rows`` (label -> number of test rows, for each unseen label),
         ``classes`` (one dict per class with ``label``, ``train_count``,
         ``band``, ``support``, ``precision``, ``recall`` and ``f1``, from the
         most to the least frequent training class) and ``confusion_matrix``
@@ -90,10 +93,16 @@ def build_report(y_true, y_pred, classes, class_counts):
     y_pred = np.asarray(y_pred)
     classes = np.asarray(classes)
     counts = np.asarray(class_counts)
-    report = evaluation_report(y_true, y_pred)
+    with warnings.catch_warnings():
+        # scikit-learn warns when a predicted class has no test row (always the case
+        # when the test labels are another label set); the report names unseen
+        # labels itself (see unseen_labels_message), so its raw warning is noise.
+        warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
+        report = evaluation_report(y_true, y_pred)
     known = np.isin(y_true, classes)
     unseen = sorted(set(y_true[~known].tolist()), key=str)
     report["unseen_labels"] = unseen
+    report["unseen_rows"] = {label: int(np.sum(y_true == label)) for label in unseen}
     bands = {}
     if len(classes) >= 3:
         bands = frequency_bands((classes, counts))
@@ -168,9 +177,52 @@ def format_report(report):
     rows += [(name, _pct(report[name])) for name in ("accuracy", "macro_f1", "balanced_accuracy")]
     rows += [(f"{band} accuracy", _pct(v)) for band, v in report.get("band_accuracy", {}).items()]
     if report.get("unseen_labels"):
-        rows.append(("unseen labels", ", ".join(map(str, report["unseen_labels"]))))
+        rows.append(("unseen labels", _unseen_list(report)))
     width = max(len(name) for name, _ in rows) + 2
     return "\n".join(f"{name:<{width}}{value}" for name, value in rows)
+
+
+def _rows(n):
+    return f"{n} row" if n == 1 else f"{n} rows"
+
+
+def _unseen_list(report):
+    counts = report.get("unseen_rows", {})
+    return ", ".join(
+        f"{label} ({_rows(counts[label])})" if label in counts else str(label)
+        for label in report["unseen_labels"]
+    )
+
+
+def unseen_labels_message(report):
+    """One sentence about the test labels the model never saw in training, or None.
+
+    Parameters
+    ----------
+    report : dict
+        The output of :func:`build_report`.
+
+    Returns
+    -------
+    str or None
+        Names each unseen label with its number of test rows and says how
+        they are scored; ``None`` when every test label is a training class.
+
+    Examples
+    --------
+    >>> from sktail.report import build_report, unseen_labels_message
+    >>> report = build_report(["a", "b", "z"], ["a", "b", "a"], ["a", "b"], [9, 5])
+    >>> print(unseen_labels_message(report))
+    1 of 3 test rows have a label the model never saw in training: z (1 row). They count as errors in accuracy, macro-F1 and balanced accuracy and are left out of the frequency bands.
+    """
+    if not report.get("unseen_labels"):
+        return None
+    n_rows = sum(report.get("unseen_rows", {}).values())
+    return (
+        f"{n_rows} of {report['n_samples']} test rows have a label the model never saw in "
+        f"training: {_unseen_list(report)}. They count as errors in accuracy, macro-F1 and "
+        "balanced accuracy and are left out of the frequency bands."
+    )
 
 
 def _md_table(header, rows):
@@ -217,7 +269,7 @@ def report_markdown(report, *, title="Evaluation report", details=None, images=N
     if report.get("unseen_labels"):
         parts.append(
             f"Labels not seen in training (counted as errors, left out of the bands): "
-            f"{', '.join(map(str, report['unseen_labels']))}."
+            f"{_unseen_list(report)}."
         )
     if "band_accuracy" in report:
         members = {}

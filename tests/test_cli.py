@@ -130,6 +130,14 @@ def test_fit_bad_settings_exit_2(files, capsys, extra, message):
     assert "sktail fit: error:" in err and message in err
 
 
+def test_set_typo_suggests_the_close_parameter(files, capsys):
+    code, _, err = _run(capsys, "fit", files["train"], "-o", files["root"] / "bad.sktail", "--set", "epoch=2")
+    assert code == 2 and "unknown parameter 'epoch'" in err and "did you mean 'epochs'?" in err
+    with pytest.raises(UsageError) as info:
+        parse_settings(["zzzz=1"], {"epochs", "tail_gate"})
+    assert "did you mean" not in str(info.value)
+
+
 def test_fit_missing_or_malformed_training_file_exit_2(files, capsys):
     code, _, err = _run(capsys, "fit", files["root"] / "nope.tsv", "-o", files["root"] / "m.sktail")
     assert code == 2 and "training file" in err and "nope.tsv' not found" in err
@@ -231,6 +239,19 @@ def test_evaluate_json_and_missing_test_file(files, capsys):
     assert report["n_samples"] == 23
     code, _, err = _run(capsys, "evaluate", files["model"], files["root"] / "none.tsv")
     assert code == 2 and "test file" in err
+
+
+def test_evaluate_names_unseen_labels_without_sklearn_warning(files, capsys, recwarn):
+    texts, labels = load_tsv(files["test"])
+    labels = ["外星学"] * 3 + ["火星学"] + labels[4:]
+    other = _write_tsv(files["root"] / "other_labels.tsv", texts, labels)
+    code, out, err = _run(capsys, "evaluate", files["model"], other)
+    assert code == 0
+    assert not [w for w in recwarn if "y_pred contains classes" in str(w.message)]
+    assert "UserWarning" not in err
+    assert "4 of 23 test rows have a label the model never saw in training" in err
+    assert "外星学 (3 rows), 火星学 (1 row)" in err
+    assert "unseen labels" in out
 
 
 def test_info_text_and_json(files, capsys):

@@ -39,8 +39,18 @@ def test_unseen_labels_count_as_errors_and_skip_bands():
     assert report["accuracy"] == pytest.approx(2 / 3)
     assert report["band_accuracy"]["head"] == 1.0 and report["band_accuracy"]["tail"] == 1.0
     assert report["confusion_matrix"]["labels"][-1] == "新学科"
-    assert "unseen labels      新学科" in format_report(report)
+    assert "unseen labels      新学科 (1 row)" in format_report(report)
+    assert report["unseen_rows"] == {"新学科": 1}
     assert "Labels not seen in training" in report_markdown(report)
+
+
+def test_unseen_labels_message_and_no_raw_sklearn_warning(recwarn):
+    # 法学 is predicted but has no test row: scikit-learn would warn here.
+    report = build_report(["工学", "新学科", "新学科"], ["工学", "法学", "工学"], CLASSES, COUNTS)
+    assert not [w for w in recwarn if "y_pred contains classes" in str(w.message)]
+    message = report_module.unseen_labels_message(report)
+    assert message.startswith("2 of 3 test rows have a label the model never saw in training: 新学科 (2 rows).")
+    assert report_module.unseen_labels_message(build_report(["工学"], ["工学"], CLASSES, COUNTS)) is None
 
 
 def test_two_classes_have_no_bands():
