@@ -25,12 +25,24 @@ __all__ = ["atomic_write", "atomic_write_text", "check_destination", "replace_di
 _UMASK_LOCK = threading.Lock()
 
 
-def _default_mode() -> int:
-    """``0o666`` less the process umask: the mode :func:`open` gives a new file."""
+def _current_umask() -> int:
+    """The process umask, read without changing it where the system allows (Linux)."""
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    # Elsewhere the umask can only be read by setting it: another thread creating a
+    # file in this instant gets 0o022 instead of the process umask.
     with _UMASK_LOCK:
         umask = os.umask(0o022)
         os.umask(umask)
-    return 0o666 & ~umask
+    return umask
+
+
+def _default_mode() -> int:
+    """``0o666`` less the process umask: the mode :func:`open` gives a new file."""
+    return 0o666 & ~_current_umask()
 
 
 def check_destination(path) -> Path:

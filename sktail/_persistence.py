@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._atomic import atomic_write
+from ._atomic import atomic_write, check_destination
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "ModelFileError", "load", "save"]
 
@@ -161,7 +161,9 @@ def save(estimator, path) -> Path:
         A fitted classifier with a ``"jieba-bag"`` or Hugging Face encoder.
     path : str or path-like
         Destination file (conventionally ``*.sktail``); its folder must exist.
-        An existing file is replaced atomically.
+        An existing regular file is replaced atomically and keeps its
+        permissions; a new file gets ``0o666`` less the umask. A symbolic link
+        is written through: its target is replaced, the link kept.
 
     Returns
     -------
@@ -174,6 +176,10 @@ def save(estimator, path) -> Path:
         If the estimator is not fitted.
     TypeError
         If a parameter or fitted attribute cannot be stored as data.
+    IsADirectoryError, FileNotFoundError, ValueError
+        If ``path`` is a directory, its folder does not exist, or it is not a
+        regular file (a device, a pipe, a socket, or a link to one). These
+        are checked before anything is serialised.
 
     See Also
     --------
@@ -184,6 +190,7 @@ def save(estimator, path) -> Path:
     from ._version import __version__
 
     check_is_fitted(estimator)
+    check_destination(path)  # before the (possibly long) serialisation
     members = _members(estimator)
     manifest = {
         "format": FORMAT,

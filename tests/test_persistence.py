@@ -5,6 +5,7 @@ import json
 import os
 import pickle
 import shutil
+import stat
 import sys
 import zipfile
 
@@ -279,3 +280,56 @@ def test_missing_file(tmp_path):
 def test_load_is_exported_lazily():
     assert "load" in sktail.__all__ and sktail.load is load
     assert "sktail._persistence" in sys.modules
+
+
+# -- destinations and permissions ----------------------------------------------------------
+def _no_serialisation(monkeypatch):
+    import sktail._persistence as persistence
+
+    def fail(estimator):
+        raise AssertionError("the model was serialised before the destination was checked")
+
+    monkeypatch.setattr(persistence, "_members", fail)
+
+
+def test_save_refuses_a_device_or_pipe_before_any_work(bag_model, tmp_path, monkeypatch):
+    fifo = tmp_path / "null"
+    os.mkfifo(fifo)  # stands in for /dev/null, /dev/full: not a regular file
+    _no_serialisation(monkeypatch)
+    with pytest.raises(ValueError, match="not a regular file"):
+        bag_model.save(fifo)
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and os.listdir(tmp_path) == ["null"]
+
+
+@pytest.mark.parametrize("where, error", [("folder", IsADirectoryError), ("missing/m.sktail", FileNotFoundError)])
+def test_save_refuses_a_folder_or_a_missing_folder_before_any_work(bag_model, tmp_path, monkeypatch, where, error):
+    (tmp_path / "folder").mkdir()
+    _no_serialisation(monkeypatch)
+    with pytest.raises(error):
+        save(bag_model, tmp_path / where)
+    assert os.listdir(tmp_path) == ["folder"] and os.listdir(tmp_path / "folder") == []
+
+
+def test_save_through_a_symlink_keeps_the_link(bag_model, model_file, corpus, tmp_path):
+    link = tmp_path / "latest.sktail"
+    link.symlink_to(model_file.name)
+    model_file.write_bytes(b"old")
+    bag_model.save(link)
+    assert link.is_symlink() and os.readlink(link) == model_file.name
+    _assert_same_model(load(link), bag_model, corpus[0])
+    assert model_file.read_bytes() == link.read_bytes()
+
+
+@pytest.mark.parametrize("mask, expected", [(0o022, 0o644), (0o077, 0o600)])
+def test_model_files_follow_the_umask_and_keep_an_existing_mode(bag_model, tmp_path, mask, expected):
+    previous = os.umask(mask)
+    try:
+        new = bag_model.save(tmp_path / "new.sktail")
+        existing = tmp_path / "existing.sktail"
+        existing.write_bytes(b"")
+        existing.chmod(0o644)
+        bag_model.save(existing)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(new.stat().st_mode) == expected
+    assert stat.S_IMODE(existing.stat().st_mode) == 0o644
