@@ -46,6 +46,9 @@ html_static_path = []
 
 RESULTS = HERE / "results.md"
 RESULTS_MARKER = "<!-- results -->"
+# benchmarks.md keeps a short pointer to results.md between the two markers, so that the
+# page read raw (on GitHub, in an editor) is not empty; the build replaces the pointer.
+RESULTS_END = "<!-- /results -->"
 
 
 def _insert_results(app, docname, source):
@@ -62,7 +65,10 @@ def _insert_results(app, docname, source):
             "Until then, {doc}`quickstart` shows how to run the comparison yourself "
             "(`sktail demo`), and the paper's reference numbers are listed above.\n"
         )
-    source[0] = source[0].replace(RESULTS_MARKER, body)
+    start = source[0].index(RESULTS_MARKER)
+    end = source[0].find(RESULTS_END, start)
+    end = start + len(RESULTS_MARKER) if end < 0 else end + len(RESULTS_END)
+    source[0] = source[0][:start] + body + source[0][end:]
 
 
 def setup(app):

@@ -55,7 +55,8 @@ def _save_model(clf, path):
 def _load_model(path):
     """Read a model file written by :func:`_save_model` (never unpickles)."""
     path = _existing_file(path, "model file")
-    from ._persistence import ModelFileError, load
+    from ._persistence import ModelFileError
+    from .classifier import load
 
     try:
         return load(path)
@@ -388,9 +389,10 @@ def build_parser():
     common = argparse.ArgumentParser(add_help=False)
     noise = common.add_argument_group("output")
     noise.add_argument("-v", "--verbose", action="count", default=0,
-                       help="show progress bars and per-epoch lines (repeat for debug logging)")
+                       help="more output: progress bars for predict, evaluate and demo (fit shows "
+                            "its bars and per-epoch lines by default); -vv adds debug logging")
     noise.add_argument("-q", "--quiet", dest="verbose", action="store_const", const=-1,
-                       help="only print results and errors")
+                       help="only print results and errors (no bars, epoch lines or notes)")
 
     parser = argparse.ArgumentParser(
         prog=PROG,

@@ -54,6 +54,13 @@ def test_top_level_help_says_model_files_are_pickle_free(capsys):
     assert "Model files are pickles" not in out
 
 
+def test_verbose_help_is_truthful_about_fit(capsys):
+    with pytest.raises(SystemExit):
+        main(["fit", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "fit shows its bars and per-epoch lines by default" in out
+
+
 def test_python_dash_m_runs_the_cli():
     result = subprocess.run(
         [sys.executable, "-m", "sktail", "info", "no-such-model.sktail"], capture_output=True, text=True

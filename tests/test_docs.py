@@ -149,3 +149,15 @@ def test_every_python_example_sets_random_state(path):
         if "random_state" not in args
     ]
     assert not unseeded, f"{path.name}: AutoTailClassifier({unseeded[0]}) has no random_state="
+
+
+def test_results_pointer_is_readable_raw_and_replaced_in_the_build(conf, tmp_path):
+    raw = (DOCS / "benchmarks.md").read_text(encoding="utf-8")
+    pointer = raw.split("<!-- results -->", 1)[1].split("<!-- /results -->", 1)[0]
+    assert "[`results.md`](results.md)" in pointer  # a raw reader gets a link, not a blank section
+    (tmp_path / "results.md").write_text("# Measured\n", encoding="utf-8")
+    conf["_insert_results"].__globals__["RESULTS"] = tmp_path / "results.md"
+    source = [raw]
+    conf["_insert_results"](_App, "benchmarks", source)
+    assert "```{include} results.md" in source[0] and "(results.md)" not in source[0]
+    assert "<!-- /results -->" not in source[0]
