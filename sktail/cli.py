@@ -262,7 +262,7 @@ def cmd_evaluate(args):
     texts, labels = _read_labelled(args.test, "test file")
     clf.set_params(verbose=max(args.verbose, 0))
     predicted = clf.predict(texts)
-    report = build_report(labels, predicted, clf.classes_, clf.class_counts_)
+    report = build_report(labels, predicted, clf.classes_, clf.class_counts_, clf.tail_classes_)
     unseen = unseen_labels_message(report)
     if unseen is not None:
         _say(args, f"note: {unseen}")
@@ -294,20 +294,26 @@ def model_summary(clf):
     Returns
     -------
     dict
-        Encoder, classes with training counts and tail membership, gate,
-        resolved settings, parameters that differ from the defaults, and the
-        training history.
+        Encoder, classes with training counts (counted after the validation
+        hold-out), membership of the prior tail set (``tail``: METHOD.md's
+        median rule, the classes that get a prior offset) and frequency band
+        (``frequency_band``: thirds of the classes by count, as in ``sktail
+        evaluate``), gate, resolved settings, parameters that differ from the
+        defaults, and the training history.
     """
     from .classifier import AutoTailClassifier
+    from .metrics import frequency_bands
 
     defaults = AutoTailClassifier().get_params()
     tail = set(clf.tail_classes_.tolist())
+    bands = frequency_bands((clf.classes_, clf.class_counts_)) if len(clf.classes_) >= 3 else {}
     return {
         "sktail_version": __version__,
         "encoder": clf.encoder_.describe(),
         "n_classes": len(clf.classes_),
         "classes": [
-            {"label": label, "train_count": int(n), "tail": label in tail, "offset": float(off)}
+            {"label": label, "train_count": int(n), "tail": label in tail,
+             "frequency_band": bands.get(label), "offset": float(off)}
             for label, n, off in zip(clf.classes_.tolist(), clf.class_counts_, clf.prior_offsets_)
         ],
         "imbalance_index": float(clf.imbalance_index_),
@@ -332,9 +338,19 @@ def _format_summary(summary, path):
     score = summary["best_validation_score"]
     kept = f"epoch {summary['best_epoch']} of {len(summary['history'])}"
     lines.append(f"kept             {kept}" + ("" if score is None else f" (validation accuracy {100 * score:.2f}%)"))
-    lines += ["", "label\ttrain count\ttail\toffset"]
+    n_tail = sum(row["tail"] for row in summary["classes"])
+    lines += [
+        "",
+        f"prior tail set   {n_tail} of {summary['n_classes']} classes: count <= median count "
+        "(these get the prior offset)",
+        "frequency band   tail/mid/head = thirds of the classes by count (the bands of 'sktail evaluate')",
+        "train count      rows per class after the validation hold-out",
+        "",
+        "label\ttrain count\tprior tail set\tfrequency band\toffset",
+    ]
     for row in summary["classes"]:
-        lines.append(f"{row['label']}\t{row['train_count']}\t{'yes' if row['tail'] else ''}\t{row['offset']:.3f}")
+        lines.append(f"{row['label']}\t{row['train_count']}\t{'yes' if row['tail'] else ''}\t"
+                     f"{row.get('frequency_band') or ''}\t{row['offset']:.3f}")
     return "\n".join(lines)
 
 
@@ -437,7 +453,8 @@ def build_parser():
 
     p = sub.add_parser("evaluate", parents=[common], help="score a saved model on a labelled file",
                        description="Accuracy, macro-F1, balanced accuracy and accuracy in the tail/mid/head "
-                                   "frequency bands of the training counts.")
+                                   "frequency bands (thirds of the classes by training count, after the "
+                                   "validation hold-out; not the same as the prior tail set of 'sktail info').")
     p.add_argument("model", metavar="MODEL", help="model file written by 'sktail fit'")
     p.add_argument("test", metavar="TEST.tsv", help="labelled 'text<TAB>label' file")
     p.add_argument("--report", metavar="DIR",
@@ -446,7 +463,9 @@ def build_parser():
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("info", parents=[common], help="describe a saved model",
-                       description="Encoder, classes and training counts, tail set, settings and training history.")
+                       description="Encoder, classes and training counts (after the validation hold-out), "
+                                   "prior tail set (median rule) and frequency bands, settings and training "
+                                   "history.")
     p.add_argument("model", metavar="MODEL", help="model file written by 'sktail fit'")
     p.add_argument("--json", action="store_true", help="print the description as JSON")
     p.set_defaults(func=cmd_info)

@@ -5,6 +5,13 @@ This module adds what the evaluation protocol needs on top of them: accuracy
 inside frequency bands of the training counts, per-class accuracy, the exact
 McNemar test on paired predictions, and a JSON-ready report.
 
+A *frequency band* here (tail, mid, head: thirds of the classes sorted by
+training count) is an evaluation view. It is not the *prior tail set* of
+METHOD.md section 3 (``clf.tail_classes_``, the classes at or below the median
+count, which get the tail-prior offset in training): on the CSL title split the
+prior tail set has 7 classes and the tail band 5. Pass the counts the model was
+trained on (``clf.class_counts_``, counted after its validation hold-out).
+
 Labels are any values that NumPy holds in a 1-D array and that sort against
 each other (integers, strings, Chinese strings), as in scikit-learn.
 """
@@ -217,7 +224,9 @@ def frequency_bands(class_counts, n_bands=3):
     :func:`numpy.array_split` cuts it: when the number of classes ``K`` is not
     a multiple of `n_bands`, the first ``K % n_bands`` bands, starting from the
     tail, get one class more. Thirteen classes in three bands give 5 tail, 4
-    mid and 4 head classes.
+    mid and 4 head classes. The tail band is not the prior tail set
+    (``clf.tail_classes_``, the median rule of METHOD.md section 3), which on
+    those thirteen CSL classes holds 7.
 
     Parameters
     ----------

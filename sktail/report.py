@@ -2,12 +2,20 @@
 
 :func:`build_report` gathers the scores of METHOD.md section 8 for one set of
 predictions (overall accuracy, macro-F1, balanced accuracy, accuracy in the
-tail/mid/head bands of the training counts) together with a per-class table
+tail/mid/head frequency bands of the training counts) together with a per-class table
 and the confusion matrix. :func:`format_report` renders it as plain text,
 :func:`write_report` as a folder holding ``report.md``, ``metrics.json`` and,
 when matplotlib is installed (``pip install "sktail[plots]"``), the PNG plots
 drawn by :func:`plot_confusion_matrix` and :func:`plot_per_class_accuracy`.
 ``sktail evaluate MODEL TEST.tsv --report DIR`` is a thin wrapper over them.
+
+Two notions of "tail" meet here; the report keeps their names apart. A **frequency
+band** (tail, mid, head) is a third of the classes sorted by training count
+(METHOD.md section 8, an evaluation view). The **prior tail set** is the classes whose
+count is at most the median count (METHOD.md section 3, ``clf.tail_classes_``): those
+that get the tail-prior offset during training. On the CSL title split the prior tail
+set has 7 classes, the tail band 5. Both use the counts the model was trained on, i.e.
+after its validation hold-out (``clf.class_counts_``).
 """
 
 from __future__ import annotations
@@ -45,7 +53,7 @@ def _none_if_nan(value):
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
 
 
-def build_report(y_true, y_pred, classes, class_counts):
+def build_report(y_true, y_pred, classes, class_counts, tail_classes=None):
     """Scores, bands, per-class table and confusion matrix of one set of predictions.
 
     Parameters
@@ -58,8 +66,11 @@ def build_report(y_true, y_pred, classes, class_counts):
     classes : array-like of shape (n_classes,)
         The model's classes (``clf.classes_``).
     class_counts : array-like of shape (n_classes,)
-        Training rows per class (``clf.class_counts_``); they define the
-        frequency bands.
+        Training rows per class (``clf.class_counts_``, counted after the
+        validation hold-out); they define the frequency bands.
+    tail_classes : array-like, default=None
+        The prior tail set (``clf.tail_classes_``). When given, each class
+        row gets ``prior_tail`` (bool), so the report can show both notions.
 
     Returns
     -------
@@ -98,11 +109,13 @@ def build_report(y_true, y_pred, classes, class_counts):
         # when the test labels are another label set); the report names unseen
         # labels itself (see unseen_labels_message), so its raw warning is noise.
         warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
+        warnings.filterwarnings("ignore", message="A single label was found")
         report = evaluation_report(y_true, y_pred)
     known = np.isin(y_true, classes)
     unseen = sorted(set(y_true[~known].tolist()), key=str)
     report["unseen_labels"] = unseen
     report["unseen_rows"] = {label: int(np.sum(y_true == label)) for label in unseen}
+    prior_tail = None if tail_classes is None else set(np.asarray(tail_classes).tolist())
     bands = {}
     if len(classes) >= 3:
         bands = frequency_bands((classes, counts))
@@ -126,6 +139,9 @@ def build_report(y_true, y_pred, classes, class_counts):
         }
         for j, (i, label) in enumerate(zip(order, ordered))
     ]
+    if prior_tail is not None:
+        for row in report["classes"]:
+            row["prior_tail"] = row["label"] in prior_tail
     matrix_labels = ordered + unseen
     matrix = confusion_matrix(y_true, y_pred, labels=matrix_labels)
     report["confusion_matrix"] = {"labels": matrix_labels, "matrix": matrix.tolist()}
@@ -169,17 +185,22 @@ def format_report(report):
     accuracy           66.67
     macro_f1           55.56
     balanced_accuracy  66.67
-    tail accuracy      0.00
-    mid accuracy       100.00
-    head accuracy      100.00
+    frequency bands: thirds of the classes by training count
+      tail accuracy    0.00
+      mid accuracy     100.00
+      head accuracy    100.00
     """
     rows = [("rows", str(report["n_samples"]))]
     rows += [(name, _pct(report[name])) for name in ("accuracy", "macro_f1", "balanced_accuracy")]
-    rows += [(f"{band} accuracy", _pct(v)) for band, v in report.get("band_accuracy", {}).items()]
+    bands = [(f"  {band} accuracy", _pct(v)) for band, v in report.get("band_accuracy", {}).items()]
     if report.get("unseen_labels"):
         rows.append(("unseen labels", _unseen_list(report)))
-    width = max(len(name) for name, _ in rows) + 2
-    return "\n".join(f"{name:<{width}}{value}" for name, value in rows)
+    width = max(len(name) for name, _ in rows + bands) + 2
+    lines = [f"{name:<{width}}{value}" for name, value in rows]
+    if bands:
+        lines[4:4] = ["frequency bands: thirds of the classes by training count"]
+        lines[5:5] = [f"{name:<{width}}{value}" for name, value in bands]
+    return "\n".join(lines)
 
 
 def _rows(n):
@@ -229,6 +250,19 @@ def _md_table(header, rows):
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(cell).replace("|", "\\|") for cell in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def _per_class_table(rows):
+    prior = any("prior_tail" in r for r in rows)
+    header = ["#", "label", "train count", "frequency band"] + (["prior tail set"] if prior else [])
+    header += ["test rows", "precision (%)", "recall (%)", "F1 (%)"]
+    body = [
+        (i, r["label"], r["train_count"], r["band"] or "")
+        + (("yes" if r.get("prior_tail") else "",) if prior else ())
+        + (r["support"], _pct(r["precision"]), _pct(r["recall"]), _pct(r["f1"]))
+        for i, r in enumerate(rows)
+    ]
+    return _md_table(header, body)
 
 
 def report_markdown(report, *, title="Evaluation report", details=None, images=None):
@@ -283,7 +317,10 @@ def report_markdown(report, *, title="Evaluation report", details=None, images=N
             "",
             "## Frequency bands",
             "",
-            "Classes sorted by training count and cut into three groups of equal class count.",
+            "Classes sorted by training count (counted after the validation hold-out) and cut "
+            "into three groups of equal class count. These bands are an evaluation view; they "
+            "are not the prior tail set (the classes at or below the median count that get the "
+            "tail-prior offset in training, listed by `sktail info`).",
             "",
             _md_table(["band", "classes", "test rows", "accuracy (%)"], band_rows),
         ]
@@ -293,14 +330,7 @@ def report_markdown(report, *, title="Evaluation report", details=None, images=N
         "",
         "Sorted from the most to the least frequent training class; `#` is the index used in the plots.",
         "",
-        _md_table(
-            ["#", "label", "train count", "band", "test rows", "precision (%)", "recall (%)", "F1 (%)"],
-            [
-                (i, r["label"], r["train_count"], r["band"] or "", r["support"],
-                 _pct(r["precision"]), _pct(r["recall"]), _pct(r["f1"]))
-                for i, r in enumerate(report["classes"])
-            ],
-        ),
+        _per_class_table(report["classes"]),
     ]
     for caption, path in (images or {}).items():
         parts += ["", f"## {caption}", "", f"![{caption}]({path})"]
@@ -412,7 +442,7 @@ def plot_per_class_accuracy(report, path):
     if bands:
         from matplotlib.patches import Patch
 
-        ax.legend(handles=[Patch(color=_BAND_COLORS[b], label=b) for b in bands], loc="lower right")
+        ax.legend(handles=[Patch(color=_BAND_COLORS[b], label=f"{b} band") for b in bands], loc="lower right")
     figure.savefig(path, dpi=120)
     return Path(path)
 

@@ -274,6 +274,25 @@ def test_info_text_and_json(files, capsys):
     }
 
 
+def test_info_and_evaluate_name_prior_tail_set_and_frequency_bands(files, capsys):
+    code, out, _ = _run(capsys, "info", files["model"])
+    assert code == 0
+    assert "label\ttrain count\tprior tail set\tfrequency band\toffset" in out
+    assert "after the validation hold-out" in out
+    clf = cli._load_model(files["model"])
+    n_tail = len(clf.tail_classes_)
+    assert f"prior tail set   {n_tail} of 5 classes" in out
+    summary = json.loads(_run(capsys, "info", files["model"], "--json")[1])
+    assert {c["frequency_band"] for c in summary["classes"]} == {"tail", "mid", "head"}
+    assert sum(c["tail"] for c in summary["classes"]) == n_tail
+    code, out, _ = _run(capsys, "evaluate", files["model"], files["test"])
+    assert "frequency bands: thirds of the classes by training count" in out
+    report_dir = files["root"] / "bands-report"
+    _run(capsys, "evaluate", files["model"], files["test"], "--report", report_dir)
+    markdown = (report_dir / "report.md").read_text(encoding="utf-8")
+    assert "| frequency band | prior tail set |" in markdown and "not the prior tail set" in markdown
+
+
 # -- demo -----------------------------------------------------------------------------
 @pytest.fixture
 def small_demo_corpus(monkeypatch):

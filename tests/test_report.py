@@ -53,6 +53,17 @@ def test_unseen_labels_message_and_no_raw_sklearn_warning(recwarn):
     assert report_module.unseen_labels_message(build_report(["工学"], ["工学"], CLASSES, COUNTS)) is None
 
 
+def test_prior_tail_set_is_a_separate_column():
+    report = build_report(["工学", "哲学"], ["工学", "哲学"], CLASSES, COUNTS, tail_classes=["哲学", "法学"])
+    assert {r["label"]: r["prior_tail"] for r in report["classes"]} == {
+        "工学": False, "文学": False, "法学": True, "哲学": True,
+    }
+    markdown = report_markdown(report)
+    assert "| # | label | train count | frequency band | prior tail set | test rows |" in markdown
+    assert "| 2 | 法学 | 10 | tail | yes | 0 |" in markdown
+    assert "prior_tail" not in build_report(["工学"], ["工学"], CLASSES, COUNTS)["classes"][0]
+
+
 def test_two_classes_have_no_bands():
     report = build_report(["a", "b", "b"], ["a", "b", "a"], ["a", "b"], [10, 3])
     assert "band_accuracy" not in report
