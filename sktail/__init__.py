@@ -15,7 +15,7 @@ def __getattr__(name):
 
         return AutoTailClassifier
     if name == "load":
-        from ._persistence import load
+        from .classifier import load
 
         return load
     if name == "ModelFileError":

@@ -11,9 +11,13 @@ A model file is one zip archive holding only data:
 * ``encoder/<name>``: the encoder's data files (the jieba-bag vocabulary, or a
   Hugging Face tokenizer and ``config.json``).
 
-Loading reads these members into memory, checks every checksum, parses JSON
-and safetensors and rebuilds the network from its configuration: nothing is
-unpickled, imported by name or executed. Writing is atomic: the archive is
+Loading checks every member's declared size against the ``MAX_*`` limits and
+the manifest before inflating anything, reads the members in bounded chunks
+while hashing them, checks every checksum, parses JSON and the safetensors
+header, checks the header's tensor shapes against the network the
+configuration builds on the meta device (nothing allocated), and only then
+builds the network and loads the weights: nothing is unpickled, imported by
+name or executed. Writing is atomic: the archive is
 written to a temporary file in the target folder, flushed to disk and renamed
 over ``path``, so a crash while saving leaves the previous file intact.
 """
@@ -42,9 +46,24 @@ _WEIGHTS = "network.safetensors"
 _ENCODER_DIR = "encoder/"
 _DATA_SUFFIXES = (".json", ".txt", ".model")
 _TIMESTAMP = (1980, 1, 1, 0, 0, 0)
-#: Encoder families a model file may name, and the classes that rebuild them.
-_ENCODERS = {"jieba-bag": "BagEncoder", "huggingface": "HFEncoder"}
 _NOT_SAVED = ("encoder_", "network_")
+
+# -- loading limits: checked on the zip headers before a byte is inflated ------------------
+#: Most members a model file may have (sktail writes 3 plus the encoder's files).
+MAX_MEMBERS = 64
+#: Largest ``manifest.json``.
+MAX_MANIFEST_BYTES = 1 << 20
+#: Largest ``model.json`` (parameters, fitted attributes, pruning ids: a few MB at most).
+MAX_MODEL_JSON_BYTES = 64 << 20
+#: Largest single ``encoder/`` file (a multilingual ``tokenizer.json`` is about 17 MB).
+MAX_ENCODER_FILE_BYTES = 64 << 20
+#: Largest total of all members but the weights.
+MAX_DATA_BYTES = 256 << 20
+#: Largest ``network.safetensors`` (stored uncompressed, so never more than the file's
+#: own bytes; 8 GiB holds 2 billion float32 weights, a base BERT is about 0.4 GiB).
+MAX_WEIGHTS_BYTES = 8 << 30
+#: Largest JSON header of ``network.safetensors``.
+MAX_SAFETENSORS_HEADER_BYTES = 16 << 20
 
 
 class ModelFileError(ValueError):
@@ -108,13 +127,13 @@ def _from_json(value):
 
 # -- writing -------------------------------------------------------------------------
 def _encoder_type(encoder) -> str:
-    for kind, class_name in _ENCODERS.items():
-        if type(encoder).__name__ == class_name and type(encoder).__module__.startswith("sktail.encoders."):
-            return kind
-    raise TypeError(
-        f"cannot save an estimator whose encoder is a {type(encoder).__name__}; "
-        f"model files support the encoders {sorted(_ENCODERS)}. Use pickle/joblib instead."
-    )
+    """The registered family id of ``encoder`` (what model files store)."""
+    from .encoders._registry import family_of
+
+    try:
+        return family_of(encoder).id
+    except TypeError as error:
+        raise TypeError(f"cannot save this estimator: {error}. Use pickle/joblib instead.") from None
 
 
 def _params(estimator) -> dict:
@@ -197,6 +216,7 @@ def save(estimator, path) -> Path:
         "format_version": FORMAT_VERSION,
         "sktail_version": __version__,
         "files": {name: hashlib.sha256(data).hexdigest() for name, data in members.items()},
+        "sizes": {name: len(data) for name, data in members.items()},
     }
 
     def write(handle):
@@ -234,20 +254,97 @@ _DAMAGED_ZIP_ERRORS = (
 )
 
 
+def _not_a_model_file(path, head: bytes) -> ModelFileError:
+    where = repr(os.fspath(path))
+    if head[:1] == b"\x80":  # pickle protocol 2+: pickle.dump, joblib.dump, torch.save(_use_new_zipfile_serialization=False)
+        return ModelFileError(
+            f"{where} is not an sktail model file: this looks like a pickle/joblib file. Load it with "
+            "joblib.load (or pickle.load), and only if you trust its source: unpickling runs code."
+        )
+    return ModelFileError(f"{where} is not an sktail model file (not a zip archive; truncated or foreign?).")
+
+
+def _member_limit(name: str) -> int:
+    if name == _MANIFEST:
+        return MAX_MANIFEST_BYTES
+    if name == _MODEL:
+        return MAX_MODEL_JSON_BYTES
+    if name == _WEIGHTS:
+        return MAX_WEIGHTS_BYTES
+    return MAX_ENCODER_FILE_BYTES
+
+
+def _check_sizes(infos: dict, manifest: dict) -> None:
+    """Refuse declared member sizes over the limits or unlike the manifest's, before reading."""
+    sizes = manifest.get("sizes")  # absent from files of sktail 0.1.0
+    if sizes is not None and (not isinstance(sizes, dict) or set(sizes) != set(manifest["files"])):
+        raise ModelFileError("the manifest's member sizes do not match its member list.")
+    data_total = 0
+    for name, info in infos.items():
+        if name == _MANIFEST:
+            continue
+        if info.file_size > _member_limit(name):
+            raise ModelFileError(
+                f"{name} declares {info.file_size} bytes, over the limit of {_member_limit(name)} for this "
+                "member (sktail._persistence.MAX_*_BYTES); refusing to inflate it."
+            )
+        if sizes is not None and sizes[name] != info.file_size:
+            raise ModelFileError(
+                f"{name} declares {info.file_size} bytes in the zip header but {sizes[name]!r} in the "
+                "manifest: the model file was altered or corrupted."
+            )
+        if name == _WEIGHTS:
+            if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
+                raise ModelFileError(f"{_WEIGHTS} is compressed; sktail writes (and reads) it uncompressed.")
+        else:
+            data_total += info.file_size
+    if data_total > MAX_DATA_BYTES:
+        raise ModelFileError(
+            f"the model file's JSON and encoder members declare {data_total} bytes in all, over the limit "
+            f"of {MAX_DATA_BYTES}; refusing to inflate them."
+        )
+
+
+def _read_checked(archive, info, expected=None):
+    """A member read in bounded chunks; its SHA-256 computed while it streams."""
+    from ._safe_read import read_member
+
+    try:
+        data, digest = read_member(archive, info, into_bytearray=info.filename == _WEIGHTS)
+    except ValueError as error:
+        raise ModelFileError(f"the model file is corrupted: {error}") from None
+    if expected is not None and digest != expected:
+        raise ModelFileError(f"checksum mismatch for {info.filename}: the model file was altered or corrupted.")
+    return data
+
+
 def _read_members(path) -> dict:
-    """Every member of a model file, after the format, version and checksum checks."""
+    """Every member of a model file, after the format, version, size and checksum checks.
+
+    The declared (zip header) sizes are checked against the limits above and
+    the manifest before any member is inflated, and each member is read in
+    chunks, never past its declared size, hashed as it streams.
+    """
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    if head != b"PK\x03\x04":  # sktail writes the archive from the first byte
+        raise _not_a_model_file(path, head)
     try:
         archive = zipfile.ZipFile(path)
     except (*_DAMAGED_ZIP_ERRORS, ValueError):
-        raise ModelFileError(
-            f"{os.fspath(path)!r} is not an sktail model file (not a zip archive; truncated or foreign?)."
-        ) from None
+        raise _not_a_model_file(path, head) from None
     with archive:
-        names = archive.namelist()
+        infos = archive.infolist()
+        if len(infos) > MAX_MEMBERS:
+            raise ModelFileError(f"{os.fspath(path)!r} has {len(infos)} members; a model file has at most {MAX_MEMBERS}.")
+        names = [info.filename for info in infos]
+        infos = {info.filename: info for info in infos}
         if _MANIFEST not in names:
             raise ModelFileError(f"{os.fspath(path)!r} is not an sktail model file: it has no {_MANIFEST}.")
         try:
-            manifest = _json(archive.read(_MANIFEST), _MANIFEST)
+            if infos[_MANIFEST].file_size > MAX_MANIFEST_BYTES:
+                raise ModelFileError(f"{_MANIFEST} declares {infos[_MANIFEST].file_size} bytes; not an sktail model file.")
+            manifest = _json(_read_checked(archive, infos[_MANIFEST]), _MANIFEST)
             if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
                 raise ModelFileError(f"{os.fspath(path)!r} is not an sktail model file (format is not {FORMAT!r}).")
             version = manifest.get("format_version")
@@ -260,13 +357,10 @@ def _read_members(path) -> dict:
             checksums = manifest.get("files")
             if not isinstance(checksums, dict) or len(names) != len(set(names)) or set(names) != {_MANIFEST, *checksums}:
                 raise ModelFileError("the archive's members do not match its manifest (files added or removed).")
-            members = {}
-            for name, expected in checksums.items():
+            for name in checksums:
                 _check_member_name(name)
-                data = archive.read(name)
-                if hashlib.sha256(data).hexdigest() != expected:
-                    raise ModelFileError(f"checksum mismatch for {name}: the model file was altered or corrupted.")
-                members[name] = data
+            _check_sizes(infos, manifest)
+            members = {name: _read_checked(archive, infos[name], expected) for name, expected in checksums.items()}
         except (*_DAMAGED_ZIP_ERRORS, OSError, RuntimeError) as error:  # CRC, inflate or read errors
             raise ModelFileError(f"{os.fspath(path)!r} is corrupted: {error}") from None
     for name in (_MODEL, _WEIGHTS):
@@ -276,32 +370,87 @@ def _read_members(path) -> dict:
 
 
 def _encoder_class(kind):
-    if kind == "jieba-bag":
-        from .encoders._bag import BagEncoder
+    """The encoder class of the family ``kind`` named in ``model.json``."""
+    from .encoders._registry import get_family
 
-        return BagEncoder
-    if kind == "huggingface":
-        from .encoders._hf import HFEncoder
-
-        return HFEncoder
-    raise ModelFileError(f"unknown encoder type {kind!r} in model.json (known: {sorted(_ENCODERS)}).")
+    try:
+        return get_family(kind).resolve()
+    except KeyError as error:
+        raise ModelFileError(f"{error.args[0]} in model.json.") from None
 
 
-def _rebuild(members: dict):
-    from safetensors import SafetensorError
-    from safetensors.torch import load as safetensors_load
+def _expected_tensors(estimator, n_entries: int) -> dict:
+    """Name -> (shape, dtype) of the network the configuration builds, made on the meta device.
 
-    from .classifier import AutoTailClassifier
+    Nothing is allocated, and building stops once it registers far more
+    modules or parameters than the weights file has tensors (a configuration
+    asking for a million layers). The layout is the one
+    ``_network_from_state_dict`` builds: encoder network, dropout, linear head.
+    """
+    import torch
+    from torch.nn.modules import module as torch_module
 
+    from .encoders._base import TextClassifierNetwork
+
+    budget = {"modules": 4 * n_entries + 256, "parameters": 2 * n_entries + 64}
+
+    def spend(kind):
+        def hook(*args):
+            budget[kind] -= 1
+            if budget[kind] < 0:
+                raise ModelFileError(
+                    f"model.json's encoder configuration builds far more {kind} than network.safetensors "
+                    f"holds tensors ({n_entries}): the configuration does not match the weights."
+                )
+        return hook
+
+    hooks = [
+        torch_module.register_module_module_registration_hook(spend("modules")),
+        torch_module.register_module_parameter_registration_hook(spend("parameters")),
+    ]
+    try:
+        with torch.device("meta"):
+            network = TextClassifierNetwork(
+                estimator.encoder_.build_network(pretrained=False), len(estimator.classes_), 0.0
+            )
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return {name: (tuple(t.shape), t.dtype) for name, t in network.state_dict().items()}
+
+
+def _weights(estimator, buffer) -> dict:
+    """The state dict in ``buffer``, after its header matched the network the configuration builds."""
+    from ._safe_read import safetensors_entries, tensors_from_buffer
+
+    entries = safetensors_entries(buffer, max_header_bytes=MAX_SAFETENSORS_HEADER_BYTES)
+    expected = _expected_tensors(estimator, len(entries))
+    if set(entries) != set(expected):
+        missing, unexpected = sorted(set(expected) - set(entries)), sorted(set(entries) - set(expected))
+        raise ModelFileError(
+            f"network.safetensors does not match model.json: the configuration builds tensors the weights "
+            f"lack {missing[:5]} and the weights hold tensors it does not build {unexpected[:5]}."
+        )
+    for name, (shape, dtype) in expected.items():
+        entry = entries[name]
+        if entry.shape != shape or entry.dtype != dtype:
+            raise ModelFileError(
+                f"network.safetensors does not match model.json: {name} is {str(entry.dtype)[6:]} "
+                f"{list(entry.shape)} in the weights but the configuration builds {str(dtype)[6:]} {list(shape)}."
+            )
+    return tensors_from_buffer(buffer, entries)
+
+
+def _rebuild(members: dict, estimator_class):
     model = _json(members[_MODEL], _MODEL)
     try:
-        if model["estimator"] != "AutoTailClassifier":
-            raise ModelFileError(f"model.json holds a {model['estimator']!r}, not an AutoTailClassifier.")
+        if model["estimator"] != estimator_class.__name__:
+            raise ModelFileError(f"model.json holds a {model['estimator']!r}, not an {estimator_class.__name__}.")
         params = _from_json(model["params"])
-        unknown = set(params) - set(AutoTailClassifier().get_params(deep=False))
+        unknown = set(params) - set(estimator_class().get_params(deep=False))
         if unknown:
             raise ModelFileError(f"model.json has parameters this sktail does not know: {sorted(unknown)}.")
-        estimator = AutoTailClassifier(**params)
+        estimator = estimator_class(**params)
         for name, value in _from_json(model["fitted"]).items():
             if not (name.endswith("_") and not name.startswith("_")) or name in _NOT_SAVED:
                 raise ModelFileError(f"model.json sets the attribute {name!r}, which is not a fitted attribute.")
@@ -309,32 +458,33 @@ def _rebuild(members: dict):
         spec = model["encoder"]
         files = {name: members[_ENCODER_DIR + name] for name in spec["files"]}
         estimator.encoder_ = _encoder_class(spec["type"]).from_config(spec["config"], files)
-        state_dict = safetensors_load(members[_WEIGHTS])
+        state_dict = _weights(estimator, members[_WEIGHTS])
         estimator.network_ = estimator._network_from_state_dict(state_dict)
     except ModelFileError:
         raise
-    except (KeyError, TypeError, ValueError, RuntimeError, OSError, SafetensorError) as error:
+    except (KeyError, TypeError, ValueError, RuntimeError, OSError) as error:
         raise ModelFileError(f"the model file is inconsistent: {type(error).__name__}: {error}") from None
     return estimator
 
 
-def load(path):
-    """Read a model file written by :func:`save` (or :meth:`AutoTailClassifier.save`).
+def load(path, estimator_class):
+    """Read a model file written by :func:`save` into an estimator of ``estimator_class``.
 
     Nothing in the file is unpickled or executed: JSON, safetensors and
     tokenizer data are parsed, every member's SHA-256 is checked against the
-    manifest, and the network is rebuilt from its configuration. The loaded
-    estimator predicts exactly like the saved one.
+    manifest, and the network is rebuilt from its configuration.
 
     Parameters
     ----------
     path : str or path-like
         A file written by :func:`save`.
+    estimator_class : type
+        The estimator class named in the file (``AutoTailClassifier``).
 
     Returns
     -------
-    AutoTailClassifier
-        The fitted classifier.
+    estimator
+        The fitted estimator.
 
     Raises
     ------
@@ -343,20 +493,5 @@ def load(path):
         truncated or altered, or has an unsupported format version.
     FileNotFoundError
         If ``path`` does not exist.
-
-    See Also
-    --------
-    save : Write a model file.
-
-    Examples
-    --------
-    >>> import sktail, tempfile, os
-    >>> texts = ["深度学习模型", "水稻种植技术"] * 4
-    >>> clf = sktail.AutoTailClassifier(epochs=2, validation_fraction=None, random_state=0)
-    >>> clf = clf.fit(texts, ["工学", "农学"] * 4)
-    >>> path = os.path.join(tempfile.mkdtemp(), "model.sktail")
-    >>> _ = clf.save(path)
-    >>> (sktail.load(path).predict_proba(texts) == clf.predict_proba(texts)).all()
-    np.True_
     """
-    return _rebuild(_read_members(path))
+    return _rebuild(_read_members(path), estimator_class)

@@ -2,35 +2,23 @@
 
 from __future__ import annotations
 
-import gc
 import io
 import os
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._checkpoint import Checkpointer, fit_fingerprint
-from ._ddp import DistributedTrainer, init_distributed, main_process_first, shared_random_state
-from ._frozen import FrozenEncoderTrainer, PartialTrainer, check_train_encoder, resolve_defaults
-from ._split import stratified_holdout
-from ._training import (
-    Trainer,
-    TrainingConfig,
-    predict_logits,
-    resolve_device,
-    resolve_precision,
-)
-from ._validation import check_labels, check_sample_weight, check_texts, label_kind
+from ._fit_plan import plan_fit, release_device_memory, train
+from ._validation import check_texts
+from .devices import resolve_device, resolve_precision
 from .encoders._base import TextClassifierNetwork
-from .objective import AutoTailLoss, compute_tail_prior
+from .inference import predict_logits
 
-__all__ = ["AutoTailClassifier"]
+__all__ = ["AutoTailClassifier", "load"]
 
 _AUTO = StrOptions({"auto"})
 #: Texts tokenized and scored together by ``decision_function``.
@@ -348,112 +336,6 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         tags.input_tags.one_d_array = True
         return tags
 
-    # -- building blocks (each overridable) -------------------------------------
-    def _make_encoder(self):
-        """Create the unfitted :class:`~sktail.encoders.TextEncoder` for ``encoder``."""
-        options = dict(self.encoder_options or {})
-        if self.encoder == "jieba-bag":
-            from .encoders._bag import BagEncoder as factory
-        else:
-            from .encoders._hf import HFEncoder
-
-            def factory(**kw):
-                return HFEncoder(self.encoder, **kw)
-
-        try:
-            return factory(**options)
-        except TypeError as error:
-            raise ValueError(f"encoder_options {sorted(options)} are not valid for encoder={self.encoder!r}: {error}") from error
-
-    def _resolve(self, name: str, encoder):
-        value = getattr(self, name)
-        defaults = resolve_defaults(encoder.defaults, self.train_encoder)
-        return defaults[name] if isinstance(value, str) and value == "auto" else value
-
-    def _holdout(self, y_idx, validation_data, rng):
-        """Training rows and, if any, validation rows of the given data."""
-        if validation_data is not None or not self.validation_fraction:
-            return np.arange(len(y_idx)), None
-        train, val = stratified_holdout(y_idx, self.validation_fraction, rng)
-        if len(val) == 0:
-            raise ValueError(
-                f"validation_fraction={self.validation_fraction} leaves no validation rows for "
-                f"{len(y_idx)} texts; pass a larger fraction, validation_data, or validation_fraction=0."
-            )
-        return train, val
-
-    def _check_validation_data(self, validation_data):
-        if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
-            raise ValueError("validation_data must be a pair (X_val, y_val).")
-        texts = check_texts(validation_data[0], name="X_val")
-        labels = check_labels(validation_data[1], len(texts), name="y_val", x_name="X_val")
-        kind, val_kind = label_kind(self.classes_[0]), label_kind(labels[0])
-        if kind != val_kind:
-            raise TypeError(f"y_val holds {val_kind} labels but y holds {kind} labels; use the same type.")
-        index = {c: i for i, c in enumerate(self.classes_.tolist())}
-        unseen = sorted({str(v) for v in labels.tolist() if v not in index})
-        if unseen:
-            raise ValueError(f"y_val has labels not present in y: {unseen[:5]}.")
-        return texts, np.fromiter((index[v] for v in labels.tolist()), dtype=np.int64, count=len(labels))
-
-    def _training_config(self, encoder, device) -> TrainingConfig:
-        dtype, use_scaler = resolve_precision(self.precision, device)
-        return TrainingConfig(
-            epochs=self.epochs_, batch_size=self.batch_size_, learning_rate=self.learning_rate_,
-            weight_decay=self.weight_decay, warmup_ratio=self.warmup_ratio,
-            max_grad_norm=self.max_grad_norm, fgm_epsilon=self.fgm_epsilon,
-            fgm_weight=self.fgm_weight, grad_accumulation_steps=self.grad_accumulation_steps,
-            device=device, autocast_dtype=dtype, use_scaler=use_scaler, verbose=self.verbose,
-        )
-
-    def _make_trainer(self, network, encoder, loss_fn, config, rng, context=None, checkpointer=None):
-        """The trainer for ``train_encoder``: whole network, top layers, or head on features."""
-        if isinstance(self.train_encoder, str) and self.train_encoder == "none":
-            return FrozenEncoderTrainer(network, encoder, loss_fn, config, rng, cache=self.feature_cache)
-        if not isinstance(self.train_encoder, str):
-            return PartialTrainer(
-                network, encoder, loss_fn, config, rng, n_layers=self.train_encoder, checkpointer=checkpointer
-            )
-        if context is None:
-            return Trainer(network, encoder, loss_fn, config, rng, checkpointer)
-        return DistributedTrainer(network, encoder, loss_fn, config, rng, context, checkpointer)
-
-    def _make_loss(self, counts):
-        """Resolve the gate and prior for ``counts`` and build the loss."""
-        prior = compute_tail_prior(
-            counts, tail_gate=self.tail_gate, threshold=self.gate_threshold,
-            tau=self.tail_tau, alpha=self.prior_alpha,
-        )
-        self.imbalance_index_ = prior.imbalance_index
-        self.tail_gate_on_ = prior.gate_on
-        self.tail_classes_ = self.classes_[prior.tail_mask]
-        self.prior_offsets_ = prior.offsets
-        return AutoTailLoss(
-            prior.offsets, counts, label_smoothing=self.label_smoothing,
-            bs_weight=self.bs_weight, bs_temperature=self.bs_temperature,
-            prior_alpha=self.prior_alpha,
-        )
-
-    def _make_checkpointer(self, seed, device, texts, y_idx, weights, train_rows, validation):
-        """The :class:`~sktail._checkpoint.Checkpointer` of this run, or None without ``checkpoint_dir``."""
-        if self.checkpoint_dir is None:
-            return None
-        if self.random_state is None:
-            warnings.warn(
-                "checkpoint_dir is set but random_state is None: every fit draws a new seed, so an "
-                "interrupted fit cannot be resumed. Pass an int random_state.", UserWarning, stacklevel=3,
-            )
-        ignored = ("checkpoint_dir", "checkpoint_interval", "verbose", "device", "random_state")
-        params = {k: v for k, v in self.get_params(deep=False).items() if k not in ignored}
-        params["device"] = str(device)
-        fingerprint = fit_fingerprint(
-            params,
-            {"classes": self.classes_, "y": y_idx, "sample_weight": weights, "train_rows": train_rows,
-             "y_val": None if validation is None else validation[1], "seed": np.int64(seed)},
-            {"X": texts, "X_val": [] if validation is None else validation[0]},
-        )
-        return Checkpointer(self.checkpoint_dir, fingerprint, self.checkpoint_interval)
-
     # -- public API ---------------------------------------------------------------
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None, validation_data=None):
@@ -476,70 +358,33 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         self : AutoTailClassifier
             The fitted estimator.
         """
-        texts = check_texts(X)
-        labels = check_labels(y, len(texts))
-        weights = check_sample_weight(sample_weight, len(texts))
-        device = resolve_device(self.device)
-        context = init_distributed(self.distributed, device)
-        if context is not None:
-            device = context.device
         try:
-            self.classes_, y_idx = np.unique(labels, return_inverse=True)
-        except TypeError as error:
-            raise TypeError(f"y labels cannot be ordered: {error}") from error
-        if len(self.classes_) < 2:
-            raise ValueError(f"y has a single class ({self.classes_[0]!r}); at least 2 classes are required.")
-        validation = None if validation_data is None else self._check_validation_data(validation_data)
-        rng = shared_random_state(self.random_state, check_random_state(self.random_state), context)
-        train_rows, val_rows = self._holdout(y_idx, validation_data, rng)
-        if val_rows is not None:
-            validation = ([texts[i] for i in val_rows], y_idx[val_rows])
-        y_train = y_idx[train_rows]
-        self.class_counts_ = np.bincount(y_train, minlength=len(self.classes_))
-        loss_fn = self._make_loss(self.class_counts_)
-
-        with main_process_first(context):
-            encoder = self._make_encoder()
-        check_train_encoder(self.train_encoder, encoder, distributed=context is not None)
-        for name in ("max_length", "epochs", "batch_size", "learning_rate"):
-            setattr(self, name + "_", self._resolve(name, encoder))
-        if self.epochs == "auto" and self.train_encoder == "all":
-            rows_per_step = self.batch_size_ * self.grad_accumulation_steps
-            self.epochs_ = encoder.auto_epochs(len(train_rows), rows_per_step)
-        train_ids = encoder.fit_tokenize([texts[i] for i in train_rows], self.max_length_)
-        val_pair = None if validation is None else (encoder.tokenize(validation[0], self.max_length_), validation[1])
-        train_w = None if weights is None else weights[train_rows]
-
-        seed = int(rng.randint(np.iinfo(np.int32).max))
-        checkpointer = self._make_checkpointer(seed, device, texts, y_idx, weights, train_rows, validation)
-        self.__dict__.pop("network_", None)  # a refit that fails must not leave the old network looking fitted
-        fork_devices = [device.index or 0] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=fork_devices):
-            torch.manual_seed(seed)
-            network = TextClassifierNetwork(encoder.build_network(), len(self.classes_), self.dropout)
-            config = self._training_config(encoder, device)
-            trainer = self._make_trainer(network, encoder, loss_fn, config, rng, context, checkpointer)
-            try:
-                self.history_, self.best_epoch_ = trainer.fit((train_ids, y_train, train_w), val_pair)
-            finally:
-                if not self.keep_on_device:
-                    network.to("cpu")
-                # The optimizer state (twice the weights) goes with the trainer.
-                del trainer
-                self._release_device_memory(device)
-        self.encoder_ = encoder
-        self.network_ = network.eval()
-        self.n_iter_ = len(self.history_)
-        self.world_size_ = 1 if context is None else context.world_size
-        kept = [h for h in self.history_ if h["epoch"] == self.best_epoch_]
-        self.best_validation_score_ = kept[0].get("val_accuracy") if kept else None
+            plan = plan_fit(self.get_params(deep=False), X, y, sample_weight, validation_data)
+            network, history, best_epoch = train(plan)
+        except BaseException:
+            # A failed (re)fit leaves no mix of old and new state: the estimator is unfitted.
+            self._forget_fit()
+            raise
+        # Every fitted attribute is set here, after training succeeded.
+        prior = plan.prior
+        fitted = {
+            "classes_": plan.classes, "class_counts_": plan.class_counts,
+            "imbalance_index_": prior.imbalance_index, "tail_gate_on_": prior.gate_on,
+            "tail_classes_": plan.classes[prior.tail_mask], "prior_offsets_": prior.offsets,
+            **{name + "_": value for name, value in plan.resolved.items()},
+            "history_": history, "best_epoch_": best_epoch, "encoder_": plan.encoder,
+            "network_": network, "n_iter_": len(history),
+            "world_size_": 1 if plan.context is None else plan.context.world_size,
+        }
+        kept = [h for h in history if h["epoch"] == best_epoch]
+        fitted["best_validation_score_"] = kept[0].get("val_accuracy") if kept else None
+        self.__dict__.update(fitted)
         return self
 
-    @staticmethod
-    def _release_device_memory(device):
-        gc.collect()
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
+    def _forget_fit(self):
+        """Drop every fitted attribute (names ending in ``_``), leaving the estimator unfitted."""
+        for name in [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]:
+            delattr(self, name)
 
     def decision_function(self, X):
         """Raw logits of the head, one column per class.
@@ -583,7 +428,7 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         finally:
             if device.type != "cpu" and not self.keep_on_device:
                 self.network_.to("cpu")
-                self._release_device_memory(device)
+                release_device_memory(device)
 
     def predict_proba(self, X):
         """Class probabilities: the softmax of the raw logits.
@@ -689,3 +534,49 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
             )
         network.load_state_dict(state_dict)
         return network.to("cpu").eval()
+
+
+def load(path):
+    """Read a model file written by :meth:`AutoTailClassifier.save`.
+
+    Nothing in the file is unpickled or executed: JSON, safetensors and
+    tokenizer data are parsed, every member's SHA-256 is checked against the
+    manifest, and the network is rebuilt from its configuration. The loaded
+    estimator predicts exactly like the saved one.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A file written by :meth:`AutoTailClassifier.save`.
+
+    Returns
+    -------
+    AutoTailClassifier
+        The fitted classifier.
+
+    Raises
+    ------
+    ModelFileError
+        (a ``ValueError``) if the file is not an sktail model file, is
+        truncated or altered, or has an unsupported format version.
+    FileNotFoundError
+        If ``path`` does not exist.
+
+    See Also
+    --------
+    AutoTailClassifier.save : Write a model file.
+
+    Examples
+    --------
+    >>> import sktail, tempfile, os
+    >>> texts = ["深度学习模型", "水稻种植技术"] * 4
+    >>> clf = sktail.AutoTailClassifier(epochs=2, validation_fraction=None, random_state=0)
+    >>> clf = clf.fit(texts, ["工学", "农学"] * 4)
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.sktail")
+    >>> _ = clf.save(path)
+    >>> (sktail.load(path).predict_proba(texts) == clf.predict_proba(texts)).all()
+    np.True_
+    """
+    from ._persistence import load as read_model
+
+    return read_model(path, AutoTailClassifier)

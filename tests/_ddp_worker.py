@@ -17,12 +17,12 @@ import torch
 import torch.distributed as dist
 
 from sktail import AutoTailClassifier
-from sktail._ddp import DistributedContext, DistributedTrainer, shard_rows
-from sktail._training import Trainer, TrainingConfig
 from sktail.datasets import make_long_tail_text
 from sktail.encoders._bag import BagEncoder
 from sktail.encoders._base import TextClassifierNetwork
 from sktail.objective import AutoTailLoss, compute_tail_prior
+from sktail.training import DataParallel, Trainer, TrainingConfig, shard_rows
+from sktail.training.process_group import DistributedContext
 
 #: Shared with the single-process fit of the test module.
 FIT_SETTINGS = {
@@ -63,7 +63,7 @@ def compare_gradients(network, encoder, loss_fn, config, data, micro_batches, co
     Parameters
     ----------
     network, encoder, loss_fn, config
-        As for :class:`~sktail._training.Trainer`; ``config.grad_accumulation_steps``
+        As for :class:`~sktail.training.Trainer`; ``config.grad_accumulation_steps``
         should equal ``len(micro_batches)``.
     data : tuple (ids, y, sample_weight)
         The whole training set, on every rank.
@@ -83,11 +83,11 @@ def compare_gradients(network, encoder, loss_fn, config, data, micro_batches, co
     for rows in micro_batches:
         reference.train_step(*reference._batches(ids, y, sample_weight, rows))
 
-    trainer = DistributedTrainer(network, encoder, loss_fn, config, None, context)
+    trainer = Trainer(network, encoder, loss_fn, config, None, parallel=DataParallel(context))
     for i, rows in enumerate(micro_batches):
-        local, trainer._scale = shard_rows(rows, sample_weight, context.rank, context.world_size)
-        trainer._sync = i + 1 == len(micro_batches)
-        trainer.train_step(*trainer._batches(ids, y, sample_weight, local))
+        local, scale = shard_rows(rows, sample_weight, context.rank, context.world_size)
+        sync = i + 1 == len(micro_batches)
+        trainer.train_step(*trainer._batches(ids, y, sample_weight, local), scale=scale, sync=sync)
     return {
         "reference": _grads(reference.network),
         "distributed": _grads(trainer.network),

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from sktail._training import Trainer, TrainingConfig
 from sktail.encoders._bag import BagEncoder
 from sktail.encoders._base import TextClassifierNetwork
 from sktail.objective import AutoTailLoss, compute_tail_prior
+from sktail.training import Trainer, TrainingConfig
 
 TEXTS = [
     "深度学习模型", "神经网络训练方法", "水稻种植技术", "小麦病虫害防治研究",

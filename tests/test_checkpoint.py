@@ -13,8 +13,7 @@ import torch
 
 import sktail
 from sktail import AutoTailClassifier
-from sktail._checkpoint import Checkpointer, fit_fingerprint
-from sktail._training import Trainer
+from sktail.training import Checkpointer, Trainer, fit_fingerprint
 
 SETTINGS = {
     "epochs": 3, "batch_size": 4, "validation_fraction": 0.25, "fgm_epsilon": 0.3,
@@ -117,7 +116,7 @@ def test_fingerprint_depends_on_every_input():
 CHILD = """
 import json, sys, time
 from sktail import AutoTailClassifier
-from sktail._checkpoint import Checkpointer
+from sktail.training import Checkpointer
 
 texts, labels, settings = json.load(open(sys.argv[1]))
 original = Checkpointer.save

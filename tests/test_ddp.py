@@ -1,4 +1,4 @@
-"""Data-parallel training (``sktail/_ddp.py``).
+"""Data-parallel training (``sktail/training/parallel.py`` and ``process_group.py``).
 
 The rule, the sharding and the metrics are checked in this process; a real
 two-process job (gloo on the CPU) runs once under ``torchrun`` through
@@ -21,7 +21,9 @@ import torch.distributed as dist
 from sklearn.metrics import accuracy_score, balanced_accuracy_score
 
 from sktail import AutoTailClassifier
-from sktail._ddp import TORCHRUN_VARIABLES, shard_rows, validation_scores, wants_distributed
+from sktail.training.evaluation import validation_scores
+from sktail.training.parallel import shard_rows
+from sktail.training.process_group import TORCHRUN_VARIABLES, wants_distributed
 
 from ._ddp_worker import FIT_SETTINGS, corpus
 

@@ -10,13 +10,13 @@ from joblib import Memory, parallel_backend
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 
-import sktail._frozen as frozen
+import sktail.inference as inference
 from sktail import AutoTailClassifier
 from sktail._feature_cache import FeatureCache, text_keys
-from sktail._training import TrainingConfig
 from sktail.encoders._base import TextClassifierNetwork
 from sktail.encoders._hf import HFEncoder
 from sktail.objective import AutoTailLoss
+from sktail.training import CachedFeatures, TopLayers, Trainer, TrainingConfig, regimes
 
 from .conftest import FAST_BAG, write_tiny_bert
 
@@ -40,13 +40,13 @@ def _trained_network_state(clf):
 def count_encoded(monkeypatch):
     """Count the texts run through the encoder by ``train_encoder="none"`` fits."""
     counted = []
-    original = frozen.encode_features
+    original = inference.encode_features
 
     def spy(encoder_network, text_encoder, ids, **kwargs):
         counted.append(len(ids))
         return original(encoder_network, text_encoder, ids, **kwargs)
 
-    monkeypatch.setattr(frozen, "encode_features", spy)
+    monkeypatch.setattr(inference, "encode_features", spy)
     return counted
 
 
@@ -86,7 +86,7 @@ def test_frozen_predictions_use_the_plain_network(tiny_bert_dir, long_tail_corpu
         encoder=str(tiny_bert_dir), train_encoder="none", feature_cache=tmp_path, **FAST_BERT, random_state=0
     ).fit(texts, labels)
     ids = clf.encoder_.tokenize(texts, clf.max_length_)
-    features, n_encoded = frozen.extract_features(
+    features, n_encoded = inference.extract_features(
         clf.network_.encoder, clf.encoder_, ids, batch_size=64, device=torch.device("cpu"),
         cache=FeatureCache(tmp_path, next(p.name for p in tmp_path.iterdir())),
     )
@@ -100,10 +100,10 @@ def test_head_fgm_perturbs_the_batch_features():
     """One HeadTrainer step holds grad L(X) + w_adv * grad L(X + eps g/||g||)."""
     torch.manual_seed(0)
     n_classes, hidden = 3, 5
-    network = TextClassifierNetwork(frozen.CachedFeatureNetwork(hidden), n_classes, dropout=0.0)
+    network = TextClassifierNetwork(regimes.CachedFeatureNetwork(hidden), n_classes, dropout=0.0)
     loss_fn = AutoTailLoss(np.zeros(n_classes), np.array([6, 3, 1]), label_smoothing=0.05, bs_weight=0.1)
     config = TrainingConfig(epochs=1, batch_size=4, learning_rate=1e-3, fgm_epsilon=0.3, fgm_weight=0.5)
-    trainer = frozen.HeadTrainer(network, loss_fn, config, np.random.RandomState(0))
+    trainer = Trainer(network, None, loss_fn, config, np.random.RandomState(0), regime=CachedFeatures())
     x = torch.randn(4, hidden)
     y = torch.tensor([0, 1, 2, 0])
     trainer.train_step({"features": x.clone()}, y, None)
@@ -144,7 +144,7 @@ def test_partial_trainer_keeps_the_frozen_embedding_gradient_for_fgm(tiny_bert_d
     network = TextClassifierNetwork(encoder.build_network(), 2)
     loss_fn = AutoTailLoss(np.zeros(2), np.array([2, 2]))
     config = TrainingConfig(epochs=1, batch_size=4, learning_rate=1e-2, fgm_epsilon=fgm_epsilon)
-    trainer = frozen.PartialTrainer(network, encoder, loss_fn, config, np.random.RandomState(0), n_layers=1)
+    trainer = Trainer(network, encoder, loss_fn, config, np.random.RandomState(0), regime=TopLayers(1))
     embedding = network.encoder.input_embeddings()
     before = embedding.detach().clone()
     optimized = {id(p) for group in trainer.optimizer.param_groups for p in group["params"]}
@@ -167,13 +167,13 @@ def test_partial_freezing_needs_a_layer_stack_and_a_valid_count(tiny_bert_dir):
     encoder = HFEncoder(str(tiny_bert_dir))
     network = TextClassifierNetwork(encoder.build_network(), 2)
     with pytest.raises(ValueError, match="between 1 and the encoder's 2 layers"):
-        frozen.freeze_lower_layers(network, 3)
+        regimes.freeze_lower_layers(network, 3)
 
     class Flat(torch.nn.Module):
         hidden_size = 4
 
     with pytest.raises(ValueError, match="model.encoder.layer"):
-        frozen.transformer_layers(Flat())
+        regimes.transformer_layers(Flat())
 
 
 def test_int_larger_than_the_layers_is_reported_by_fit(tiny_bert_dir, long_tail_corpus):
@@ -245,7 +245,7 @@ def test_concurrent_fits_share_the_cache_safely(tiny_bert_dir, long_tail_corpus,
     network = encoder.build_network()
     cached, found = FeatureCache(tmp_path, namespace.name).lookup(text_keys(ids))
     assert found.all()
-    fresh = frozen.encode_features(network, encoder, ids, batch_size=64, device=torch.device("cpu"))
+    fresh = inference.encode_features(network, encoder, ids, batch_size=64, device=torch.device("cpu"))
     np.testing.assert_allclose(cached, fresh, rtol=1e-5, atol=1e-6)
 
 
@@ -272,7 +272,7 @@ def test_standardization_folds_exactly_into_the_head():
     rng = np.random.RandomState(0)
     features = (3.0 + 0.05 * rng.randn(50, 6)).astype(np.float32)
     features[:, 2] = 1.5  # a constant dimension keeps scale 1
-    mean, scale = frozen.standardization(features)
+    mean, scale = regimes.standardization(features)
     assert scale[2] == 1.0
     standardized = (features - mean) / scale
     np.testing.assert_allclose(standardized[:, [0, 1, 3]].std(axis=0), 1.0, rtol=1e-4)
@@ -280,7 +280,7 @@ def test_standardization_folds_exactly_into_the_head():
     head = torch.nn.Linear(6, 3)
     with torch.no_grad():
         expected = head(torch.from_numpy(standardized)).numpy()
-    frozen.fold_standardization(head, mean, scale)
+    regimes.fold_standardization(head, mean, scale)
     with torch.no_grad():
         folded = head(torch.from_numpy(features)).numpy()
     np.testing.assert_allclose(folded, expected, rtol=1e-4, atol=1e-4)

@@ -8,8 +8,8 @@ import torch
 from sklearn.exceptions import NotFittedError
 
 from sktail import AutoTailClassifier
-from sktail._training import NonFiniteError, Trainer
 from sktail.objective import AutoTailLoss
+from sktail.training import NonFiniteError, Trainer
 
 SETTINGS = {"epochs": 3, "batch_size": 8, "encoder_options": {"embedding_dim": 8}, "random_state": 0}
 

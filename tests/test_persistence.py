@@ -14,8 +14,8 @@ import pytest
 import torch
 
 import sktail
-from sktail import AutoTailClassifier
-from sktail._persistence import FORMAT_VERSION, ModelFileError, atomic_write, load, save
+from sktail import AutoTailClassifier, load
+from sktail._persistence import FORMAT_VERSION, ModelFileError, atomic_write, save
 
 TINY = {"epochs": 2, "batch_size": 8, "validation_fraction": 0.2, "encoder_options": {"embedding_dim": 8}}
 

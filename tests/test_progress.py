@@ -4,7 +4,7 @@ import logging
 import sys
 
 from sktail import AutoTailClassifier
-from sktail._training import progress_bar
+from sktail._progress import progress_bar
 
 
 def test_library_use_is_silent_by_default(long_tail_corpus, capsys):

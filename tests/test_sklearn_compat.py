@@ -18,7 +18,7 @@ from sklearn.utils import estimator_checks, get_tags
 from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.validation import check_is_fitted
 
-import sktail.classifier
+import sktail._fit_plan
 from sktail import AutoTailClassifier
 from sktail.objective import compute_tail_prior
 
@@ -250,12 +250,12 @@ def test_grid_search_over_gate_and_fgm_is_the_same_with_two_jobs(long_tail_corpu
 def _capture_trainers(monkeypatch):
     made = []
 
-    class Recording(sktail.classifier.Trainer):
+    class Recording(sktail._fit_plan.Trainer):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             made.append(self)
 
-    monkeypatch.setattr(sktail.classifier, "Trainer", Recording)
+    monkeypatch.setattr(sktail._fit_plan, "Trainer", Recording)
     return made
 
 

@@ -9,15 +9,13 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sktail._training import (
+from sktail.devices import resolve_device, resolve_precision
+from sktail.inference import length_sorted_batches, predict_logits
+from sktail.training import (
     NonFiniteError,
     build_optimizer,
     length_bucketed_batches,
-    length_sorted_batches,
     linear_warmup_decay,
-    predict_logits,
-    resolve_device,
-    resolve_precision,
 )
 
 from ._helpers import LABELS, TEXTS, batch_of, grads, tiny_loss, tiny_setup, tiny_trainer

@@ -7,6 +7,12 @@ An encoder has two halves:
 * the network it builds, an ``nn.Module`` following :class:`EncoderNetwork`:
   ``forward(batch) -> pooled`` of shape ``(batch, hidden_size)`` and
   ``input_embeddings()`` returning the word-embedding matrix that FGM perturbs.
+
+A family declares what it can do: :attr:`TextEncoder.pretrained` (whether its
+weights come pretrained, which frozen and partial training need) and
+:meth:`EncoderNetwork.layer_stack` (the transformer layers, for
+``train_encoder=k``). A new family is one file with a subclass of each, plus
+one registration line in :mod:`sktail.encoders._registry`.
 """
 
 from __future__ import annotations
@@ -28,15 +34,39 @@ class EncoderNetwork(nn.Module, ABC):
 
     @abstractmethod
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Pool a padded batch into ``(batch, hidden_size)`` features."""
+        """Pool a padded batch into features.
+
+        Parameters
+        ----------
+        batch : dict of str to Tensor
+            Output of the encoder's :meth:`TextEncoder.collate`.
+
+        Returns
+        -------
+        Tensor of shape (batch, hidden_size)
+        """
 
     @abstractmethod
     def input_embeddings(self) -> nn.Parameter:
-        """The input word-embedding matrix ``E`` (FGM's target)."""
+        """The input word-embedding matrix ``E``, FGM's target.
+
+        Returns
+        -------
+        torch.nn.Parameter
+        """
+
+    def layer_stack(self) -> nn.ModuleList | None:
+        """The transformer layers from the bottom up, or None for a network without layers.
+
+        Returns
+        -------
+        torch.nn.ModuleList or None
+        """
+        return None
 
 
 class TextClassifierNetwork(nn.Module):
-    """Encoder, dropout on the pooled vector, linear head (METHOD.md §7).
+    """Encoder, dropout on the pooled vector, linear head (``docs/method.md`` §7).
 
     Parameters
     ----------
@@ -55,7 +85,17 @@ class TextClassifierNetwork(nn.Module):
         self.head = nn.Linear(encoder.hidden_size, n_classes)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Raw logits ``z`` of shape ``(batch, n_classes)``."""
+        """Raw logits ``z``.
+
+        Parameters
+        ----------
+        batch : dict of str to Tensor
+            A collated batch.
+
+        Returns
+        -------
+        Tensor of shape (batch, n_classes)
+        """
         return self.head(self.dropout(self.encoder(batch)))
 
 
@@ -72,6 +112,26 @@ class TextEncoder(ABC):
 
     #: Fewest optimizer steps that ``epochs="auto"`` aims for (0: no minimum).
     min_training_steps: int = 0
+
+    #: Whether the weights come pretrained (frozen and partial training need it).
+    pretrained: bool = False
+
+    @classmethod
+    def from_name(cls, name: str, **options) -> TextEncoder:
+        """The unfitted encoder for an ``encoder=`` value of this family.
+
+        Parameters
+        ----------
+        name : str
+            The ``encoder=`` string (unused by families with one name).
+        **options
+            The classifier's ``encoder_options``.
+
+        Returns
+        -------
+        TextEncoder
+        """
+        return cls(**options)
 
     def auto_epochs(self, n_rows: int, batch_size: int) -> int:
         """The ``"auto"`` number of epochs for ``n_rows`` training rows.
@@ -101,23 +161,73 @@ class TextEncoder(ABC):
         """Learn any tokenizer state from the training texts and return their ids.
 
         The default learns nothing and is the same as :meth:`tokenize`.
+
+        Parameters
+        ----------
+        texts : list of str
+            Training texts.
+        max_length : int
+            Most ids per text.
+
+        Returns
+        -------
+        list of ndarray of int64
         """
         return self.tokenize(texts, max_length)
 
     @abstractmethod
     def tokenize(self, texts, max_length: int) -> list[np.ndarray]:
-        """Map texts to int64 id arrays of at most ``max_length`` ids."""
+        """Map texts to id arrays.
+
+        Parameters
+        ----------
+        texts : list of str
+            Texts.
+        max_length : int
+            Most ids per text (longer texts are truncated).
+
+        Returns
+        -------
+        list of ndarray of int64
+        """
 
     @abstractmethod
     def collate(self, ids: list[np.ndarray]) -> dict[str, torch.Tensor]:
-        """Pad a list of id arrays into the network's batch dictionary."""
+        """Pad a list of id arrays into the network's batch.
+
+        Parameters
+        ----------
+        ids : list of ndarray
+            One id array per text.
+
+        Returns
+        -------
+        dict of str to Tensor
+            What the network's ``forward`` takes.
+        """
 
     @abstractmethod
     def build_network(self, *, pretrained: bool = True) -> EncoderNetwork:
-        """Create the network; ``pretrained=False`` builds it from stored config only."""
+        """Create the network.
+
+        Parameters
+        ----------
+        pretrained : bool, default=True
+            Load pretrained weights; False builds the architecture from the
+            stored configuration only (weights loaded afterwards).
+
+        Returns
+        -------
+        EncoderNetwork
+        """
 
     def pad_id(self) -> int:
-        """Id used for padding."""
+        """The id used for padding.
+
+        Returns
+        -------
+        int
+        """
         return 0
 
     def to_config(self) -> tuple[dict, dict[str, bytes]]:
@@ -157,7 +267,12 @@ class TextEncoder(ABC):
         raise NotImplementedError(f"{cls.__name__} does not support loading with from_config().")
 
     def describe(self) -> str:
-        """Short human-readable identity of the encoder."""
+        """Short human-readable identity of the encoder.
+
+        Returns
+        -------
+        str
+        """
         return type(self).__name__
 
 

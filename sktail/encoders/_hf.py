@@ -132,6 +132,11 @@ class HFNetwork(EncoderNetwork):
         """The transformer's input word-embedding matrix (``get_input_embeddings()``)."""
         return self.model.get_input_embeddings().weight
 
+    def layer_stack(self):
+        """The layers at ``model.encoder.layer`` (BERT, RoBERTa, XLM-R, ELECTRA...), or None."""
+        layers = getattr(getattr(self.model, "encoder", None), "layer", None)
+        return layers if isinstance(layers, nn.ModuleList) else None
+
 
 class HFEncoder(TextEncoder):
     """Any Hugging Face encoder model, with its fast tokenizer.
@@ -151,6 +156,12 @@ class HFEncoder(TextEncoder):
     """
 
     defaults = {"max_length": 128, "epochs": 2, "batch_size": 16, "learning_rate": 2e-5}
+    pretrained = True
+
+    @classmethod
+    def from_name(cls, name, **options):
+        """The encoder for a preset, a local folder or a hub id."""
+        return cls(name, **options)
 
     def __init__(self, name: str, prune_vocabulary: bool = False):
         self.name = name

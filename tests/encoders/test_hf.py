@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-import sktail.classifier
+import sktail._fit_plan
 from sktail import AutoTailClassifier
-from sktail._training import Trainer
 from sktail.datasets import make_long_tail_text
 from sktail.encoders import _hf
 from sktail.encoders._hf import HFEncoder, resolve_model_path
+from sktail.training import Trainer
 
 from ..conftest import _char_vocab
 
@@ -126,9 +126,9 @@ def test_bert_classes_override_the_files(tiny_bert_dir, tmp_path, monkeypatch):
 
 # -- FGM -----------------------------------------------------------------------
 def test_fgm_perturbs_the_input_word_embeddings(model_dir):
-    from sktail._training import TrainingConfig
     from sktail.encoders._base import TextClassifierNetwork
     from sktail.objective import AutoTailLoss
+    from sktail.training import TrainingConfig
 
     encoder = HFEncoder(str(model_dir))
     torch.manual_seed(0)
@@ -249,7 +249,7 @@ def test_repeated_fits_release_training_state(tiny_bert_dir, monkeypatch):
             super().__init__(*args, **kwargs)
             trainers.append((weakref.ref(self), weakref.ref(self.optimizer)))
 
-    monkeypatch.setattr(sktail.classifier, "Trainer", Recording)
+    monkeypatch.setattr(sktail._fit_plan, "Trainer", Recording)
     clf = AutoTailClassifier(encoder=str(tiny_bert_dir), **{**FAST_HF, "epochs": 1})
     counts = []
     for _ in range(3):

@@ -1,0 +1,44 @@
+"""Training: one loop with pluggable regimes, parallel strategies and callbacks.
+
+* :mod:`~sktail.training.loop`: :class:`Trainer`, the loop itself;
+* :mod:`~sktail.training.regimes`: all layers, top ``k`` layers, head on cached features;
+* :mod:`~sktail.training.parallel`: this process alone or one rank of a DDP job;
+* :mod:`~sktail.training.process_group`: joining ``torch.distributed``;
+* :mod:`~sktail.training.callbacks`: best epoch, epoch log, progress bar,
+  checkpoints, and :func:`observe` to add callbacks to ``fit``;
+* :mod:`~sktail.training.checkpoint`: the checkpoint file of one run;
+* :mod:`~sktail.training.optim`: batch order, optimizer, schedule.
+"""
+
+from .callbacks import BestEpoch, Callback, Checkpoint, EpochLog, ProgressBar, observe
+from .checkpoint import Checkpointer, fit_fingerprint
+from .loop import Trainer, TrainingConfig, TrainingState
+from .optim import build_optimizer, length_bucketed_batches, linear_warmup_decay
+from .parallel import DataParallel, NonFiniteError, SingleProcess, shard_rows
+from .regimes import AllLayers, CachedFeatures, Regime, TopLayers, regime_for
+
+__all__ = [
+    "AllLayers",
+    "BestEpoch",
+    "CachedFeatures",
+    "Callback",
+    "Checkpoint",
+    "Checkpointer",
+    "DataParallel",
+    "EpochLog",
+    "NonFiniteError",
+    "ProgressBar",
+    "Regime",
+    "SingleProcess",
+    "TopLayers",
+    "Trainer",
+    "TrainingConfig",
+    "TrainingState",
+    "build_optimizer",
+    "fit_fingerprint",
+    "length_bucketed_batches",
+    "linear_warmup_decay",
+    "observe",
+    "regime_for",
+    "shard_rows",
+]

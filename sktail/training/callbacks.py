@@ -1,0 +1,279 @@
+"""Side concerns of the loop as callbacks: best epoch, epoch log, progress bar, checkpoints.
+
+The loop (:class:`~sktail.training.Trainer`) calls every callback at fixed
+points: :meth:`Callback.on_train_begin`, :meth:`~Callback.on_epoch_begin`,
+:meth:`~Callback.on_batch_end`, :meth:`~Callback.on_step_end` (after an
+optimizer step inside an epoch), :meth:`~Callback.on_epoch_end` and
+:meth:`~Callback.on_train_end`. Callbacks read and update the loop's
+:class:`~sktail.training.TrainingState`; only the loop runs steps.
+
+:func:`observe` adds callbacks to every loop started inside a ``with`` block,
+for instance to time the optimizer steps of ``AutoTailClassifier.fit``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import logging
+
+from .._progress import write_line
+
+__all__ = ["BestEpoch", "Callback", "Checkpoint", "EpochLog", "ProgressBar", "observe", "observed"]
+
+logger = logging.getLogger("sktail")
+_OBSERVERS: contextvars.ContextVar[tuple] = contextvars.ContextVar("sktail_observers", default=())
+
+
+class Callback:
+    """Base class: every hook does nothing.
+
+    Each hook receives the :class:`~sktail.training.Trainer`; its ``state``
+    holds the epoch, the position in it, the history and the best epoch.
+    """
+
+    def on_train_begin(self, trainer) -> None:
+        """Before the first epoch (after the data are prepared).
+
+        Parameters
+        ----------
+        trainer : Trainer
+        """
+
+    def on_epoch_begin(self, trainer, n_batches: int, start: int) -> None:
+        """Before the batches of an epoch.
+
+        Parameters
+        ----------
+        trainer : Trainer
+        n_batches : int
+            Batches in the epoch.
+        start : int
+            Index of the first batch run (above 0 when resuming mid-epoch).
+        """
+
+    def on_batch_end(self, trainer, index: int, loss: float) -> None:
+        """After the clean (and adversarial) pass of one batch.
+
+        Parameters
+        ----------
+        trainer : Trainer
+        index : int
+            0-based index of the batch in the epoch.
+        loss : float
+            The batch's clean loss.
+        """
+
+    def on_optimizer_step(self, trainer) -> None:
+        """After every optimizer step (the epoch's last included).
+
+        Parameters
+        ----------
+        trainer : Trainer
+        """
+
+    def on_step_end(self, trainer) -> None:
+        """After an optimizer step that is not the epoch's last.
+
+        Parameters
+        ----------
+        trainer : Trainer
+        """
+
+    def on_epoch_end(self, trainer, record: dict) -> None:
+        """After an epoch and its validation; ``trainer.state.epoch`` is already the next one.
+
+        Parameters
+        ----------
+        trainer : Trainer
+        record : dict
+            The epoch's entry of the history.
+        """
+
+    def on_train_end(self, trainer) -> None:
+        """After the last epoch (or a non-finite stop that keeps an earlier epoch).
+
+        Parameters
+        ----------
+        trainer : Trainer
+        """
+
+
+class BestEpoch(Callback):
+    """Keep the weights of the epoch with the best validation score.
+
+    Parameters
+    ----------
+    monitor : str, default="val_accuracy"
+        Key of the epoch record to maximise (METHOD.md's rule: accuracy).
+        Without validation data the last epoch is kept.
+    """
+
+    def __init__(self, monitor: str = "val_accuracy"):
+        self.monitor = monitor
+
+    def on_epoch_end(self, trainer, record):
+        """Snapshot the weights when ``record[monitor]`` improves strictly."""
+        state = trainer.state
+        if self.monitor in record:
+            if record[self.monitor] > state.best_score:
+                state.best_score, state.best_epoch = record[self.monitor], record["epoch"]
+                state.best_weights = trainer.cpu_weights()
+        else:
+            state.best_epoch, state.best_weights = record["epoch"], None
+
+    def on_train_end(self, trainer):
+        """Load the kept weights into the network."""
+        if trainer.state.best_weights is not None:
+            trainer.network.load_state_dict(trainer.state.best_weights)
+
+
+class EpochLog(Callback):
+    """One line per epoch to the ``sktail`` logger, and to stdout when verbose (main process only)."""
+
+    def on_epoch_end(self, trainer, record):
+        """Log the epoch's loss, validation scores and seconds."""
+        if not trainer.parallel.is_main_process:
+            return
+        line = "epoch {epoch}: train_loss={train_loss:.4f}".format(**record)
+        if "val_accuracy" in record:
+            line += " val_accuracy={val_accuracy:.4f} val_balanced_accuracy={val_balanced_accuracy:.4f}".format(**record)
+        line += " ({seconds:.1f}s)".format(**record)
+        logger.info(line)
+        if trainer.config.verbose:
+            write_line(line)
+
+
+class ProgressBar(Callback):
+    """A :mod:`tqdm` bar over each epoch's batches with the running loss (verbose, main process)."""
+
+    def __init__(self):
+        self._bar = None
+        self._total = 0.0
+
+    def on_epoch_begin(self, trainer, n_batches, start):
+        """Open the bar (nothing when quiet, not the main process, or without tqdm)."""
+        self._bar = None
+        if not (trainer.config.verbose >= 1 and trainer.parallel.is_main_process):
+            return
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            return
+        self._bar = tqdm(total=n_batches, initial=start, desc="batches", unit="batch", leave=False,
+                         dynamic_ncols=True)
+
+    def on_batch_end(self, trainer, index, loss):
+        """Advance the bar and show the epoch's mean loss so far."""
+        if self._bar is not None:
+            self._bar.update(1)
+            self._bar.set_postfix(loss=f"{trainer.state.progress['total'] / (index + 1):.4f}", refresh=False)
+
+    def on_epoch_end(self, trainer, record=None):
+        """Close the bar."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def on_train_end(self, trainer):
+        """Close a bar left open by an epoch that stopped early."""
+        self.on_epoch_end(trainer)
+
+
+class Checkpoint(Callback):
+    """Resume from, write and finally remove the checkpoint of one run.
+
+    Parameters
+    ----------
+    checkpointer : Checkpointer
+        The run's checkpoint file (see :mod:`sktail.training.checkpoint`).
+
+    Notes
+    -----
+    Every epoch end is saved, and inside epochs every optimizer step once the
+    checkpointer's interval has passed. Only the main process writes; in a
+    data-parallel job rank 0 decides when a checkpoint is due and the torch
+    RNG state of every rank is saved, so each rank resumes its own dropout
+    stream.
+    """
+
+    def __init__(self, checkpointer):
+        self.checkpointer = checkpointer
+
+    def on_train_begin(self, trainer):
+        """Load the run's checkpoint if there is a usable one."""
+        state = self.checkpointer.load()
+        if state is None:
+            return
+        trainer.load_state_dict(state)
+        progress = trainer.state.progress
+        position = "" if progress is None else f", step {progress['next']}"
+        logger.info("resuming from %s at epoch %d%s", self.checkpointer.path, trainer.state.epoch, position)
+        if trainer.config.verbose and trainer.parallel.is_main_process:
+            print(f"resuming from {self.checkpointer.path} at epoch {trainer.state.epoch}{position}", flush=True)
+
+    def _save(self, trainer):
+        state = trainer.state_dict()
+        ranks = trainer.parallel.gather(state["rng"]["torch"])
+        if len(ranks) > 1:
+            state["rng"]["ranks"] = ranks
+        if trainer.parallel.is_main_process:
+            self.checkpointer.save(state)
+
+    def on_step_end(self, trainer):
+        """Save when the interval has passed."""
+        if trainer.parallel.agree(trainer.parallel.is_main_process and self.checkpointer.due()):
+            self._save(trainer)
+
+    def on_epoch_end(self, trainer, record):
+        """Always save."""
+        self._save(trainer)
+
+    def on_train_end(self, trainer):
+        """The run has finished: delete its checkpoint."""
+        if trainer.parallel.is_main_process:
+            self.checkpointer.remove()
+
+
+@contextlib.contextmanager
+def observe(*callbacks: Callback):
+    """Add ``callbacks`` to every training loop started inside the block.
+
+    Parameters
+    ----------
+    *callbacks : Callback
+        Extra callbacks, run after the loop's own ones.
+
+    Examples
+    --------
+    >>> import time
+    >>> from sktail import AutoTailClassifier
+    >>> from sktail.training import Callback, observe
+    >>> class StepTimes(Callback):
+    ...     def __init__(self):
+    ...         self.stamps = []
+    ...     def on_optimizer_step(self, trainer):
+    ...         self.stamps.append(time.perf_counter())
+    >>> timer = StepTimes()
+    >>> clf = AutoTailClassifier(epochs=2, batch_size=4, validation_fraction=None, random_state=0)
+    >>> with observe(timer):
+    ...     _ = clf.fit(["深度学习", "水稻种植", "神经网络", "小麦栽培"] * 2, ["工", "农", "工", "农"] * 2)
+    >>> len(timer.stamps)
+    4
+    """
+    token = _OBSERVERS.set(_OBSERVERS.get() + tuple(callbacks))
+    try:
+        yield
+    finally:
+        _OBSERVERS.reset(token)
+
+
+def observed() -> list:
+    """The callbacks added by the enclosing :func:`observe` blocks.
+
+    Returns
+    -------
+    list of Callback
+    """
+    return list(_OBSERVERS.get())
+

@@ -1,0 +1,459 @@
+"""THE training loop: epochs, clean step, FGM step, accumulation, clipping, optimizer, evaluation.
+
+:class:`Trainer` runs ``fit -> run_epoch -> train_step -> compute_loss`` for
+every way of training. What varies is handed to it:
+
+* a *regime* (:mod:`sktail.training.regimes`): which parameters train, where
+  batches come from, what FGM perturbs;
+* a *parallel strategy* (:mod:`sktail.training.parallel`): this process
+  alone, or one rank of a DDP job;
+* *callbacks* (:mod:`sktail.training.callbacks`): best epoch, epoch log,
+  progress bar, checkpoints.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..adversarial import FGM
+from ..devices import autocast
+from ..inference import predict_logits, to_device
+from .callbacks import BestEpoch, Checkpoint, EpochLog, ProgressBar, observed
+from .evaluation import class_hits, validation_scores
+from .optim import build_optimizer, length_bucketed_batches, linear_warmup_decay
+from .parallel import NonFiniteError, SingleProcess
+from .regimes import AllLayers
+
+__all__ = ["NonFiniteError", "Trainer", "TrainingConfig", "TrainingState"]
+
+
+@dataclass
+class TrainingConfig:
+    """Resolved settings of one training run (no ``"auto"`` left).
+
+    Attributes
+    ----------
+    epochs, batch_size, learning_rate, weight_decay, warmup_ratio, max_grad_norm
+        Optimisation settings (``docs/method.md`` §7).
+    fgm_epsilon, fgm_weight : float
+        FGM radius and weight of the adversarial loss (``docs/method.md`` §6).
+    grad_accumulation_steps : int
+        Batches whose gradients are summed before each optimizer step.
+    device : torch.device
+        Training device.
+    autocast_dtype : torch.dtype or None
+        Mixed-precision dtype.
+    use_scaler : bool
+        Whether fp16 gradient scaling is used.
+    verbose : int
+        0 is silent; 1 or more prints one line per epoch and shows progress
+        bars over the batches.
+    """
+
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    max_grad_norm: float = 1.0
+    fgm_epsilon: float = 0.3
+    fgm_weight: float = 0.5
+    grad_accumulation_steps: int = 1
+    device: torch.device = torch.device("cpu")
+    autocast_dtype: torch.dtype | None = None
+    use_scaler: bool = False
+    verbose: int = 0
+
+
+@dataclass
+class TrainingState:
+    """Where a run stands; saved in checkpoints.
+
+    Attributes
+    ----------
+    epoch : int
+        The next epoch to run (1-based).
+    progress : dict or None
+        Inside an epoch: its batch order, the next batch and the running loss.
+    history : list of dict
+        One record per finished epoch.
+    best_epoch : int
+        The epoch whose weights are kept.
+    best_score : float
+        Its validation score (minus infinity before any).
+    best_weights : dict or None
+        CPU copies of its weights (None: keep the current ones).
+    """
+
+    epoch: int = 1
+    progress: dict | None = None
+    history: list = field(default_factory=list)
+    best_epoch: int = 0
+    best_score: float = -np.inf
+    best_weights: dict | None = None
+
+
+class Trainer:
+    """Runs AutoTail-BSFGM training of one network.
+
+    Parameters
+    ----------
+    network : TextClassifierNetwork
+        Encoder + dropout + head; moved to ``config.device``.
+    encoder : TextEncoder
+        Pads batches of token ids.
+    loss_fn : AutoTailLoss
+        The supervised loss ``L``.
+    config : TrainingConfig
+        Resolved settings.
+    rng : numpy.random.RandomState
+        Source of the batch shuffles (the same stream on every rank).
+    checkpointer : Checkpointer, default=None
+        Adds a :class:`~sktail.training.callbacks.Checkpoint` callback: resume
+        from its file, save at every epoch end and when due inside epochs.
+    regime : Regime, default=None
+        What trains (default :class:`~sktail.training.regimes.AllLayers`).
+    parallel : SingleProcess or DataParallel, default=None
+        How the work is spread (default :class:`~sktail.training.parallel.SingleProcess`).
+    callbacks : list of Callback, default=None
+        Replaces the default callbacks (best epoch, epoch log, progress bar);
+        callbacks of enclosing :func:`~sktail.training.observe` blocks are added.
+
+    Attributes
+    ----------
+    state : TrainingState
+        Epoch, position, history and best epoch of the run.
+    model : torch.nn.Module
+        What batches are forwarded through (``network`` or its DDP wrapper).
+    fgm : FGM or None
+        FGM over the regime's fixed target (None when the target changes per batch).
+    forward_passes : int
+        Forward passes run in training (clean and adversarial).
+    """
+
+    def __init__(self, network, encoder, loss_fn, config: TrainingConfig, rng, checkpointer=None, *,
+                 regime=None, parallel=None, callbacks=None):
+        self.config = config
+        self.device = config.device
+        self.regime = AllLayers() if regime is None else regime
+        self.parallel = SingleProcess() if parallel is None else parallel
+        self.network = self.regime.setup(network).to(self.device)
+        self.encoder = encoder
+        self.collator = self.regime.collator(encoder)
+        self.loss_fn = loss_fn.to(self.device)
+        self.rng = rng
+        target = self.network.encoder.input_embeddings()
+        self.fgm = None if target is None else FGM(target, config.fgm_epsilon)
+        self.optimizer = build_optimizer(self.network, config.learning_rate, config.weight_decay)
+        self.regime.after_optimizer(self.network, config.fgm_epsilon > 0)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.use_scaler)
+        self.scheduler = None
+        self.forward_passes = 0
+        self.model = self.parallel.setup(self.network)
+        self.callbacks = [BestEpoch(), EpochLog(), ProgressBar()] if callbacks is None else list(callbacks)
+        if checkpointer is not None:
+            self.callbacks.append(Checkpoint(checkpointer))
+        self.callbacks += observed()
+        self.state = TrainingState(best_epoch=config.epochs)
+
+    def _notify(self, hook: str, *args):
+        for callback in self.callbacks:
+            getattr(callback, hook)(self, *args)
+
+    # -- one batch ---------------------------------------------------------
+    def compute_loss(self, batch, target, weight, scale: float = 1.0):
+        """Forward pass and loss ``L`` of one batch (times ``scale``, this rank's share)."""
+        self.forward_passes += 1
+        with autocast(self.device, self.config.autocast_dtype):
+            logits = self.model(batch)
+        loss = self.loss_fn(logits.float(), target, weight)
+        return loss if scale == 1.0 else loss * scale
+
+    def _backward(self, loss):
+        self.scaler.scale(loss / self.config.grad_accumulation_steps).backward()
+
+    def _fgm_for(self, batch):
+        batch, target = self.regime.adversarial(self.network, batch)
+        if self.fgm is not None and target is self.fgm.embedding:
+            return batch, self.fgm
+        return batch, FGM(target, self.config.fgm_epsilon)
+
+    def train_step(self, batch, target, weight, *, scale: float = 1.0, sync: bool = True) -> float:
+        """Clean and (when FGM is on) adversarial forward/backward of one batch.
+
+        Gradients accumulate; the optimizer step is taken by :meth:`optimizer_step`.
+
+        Parameters
+        ----------
+        batch : dict of str to Tensor
+            Collated inputs on the device.
+        target : Tensor
+            Class indices.
+        weight : Tensor or None
+            Sample weights.
+        scale : float, default=1.0
+            Factor of the loss (this rank's share of a global batch).
+        sync : bool, default=True
+            Whether gradients are synchronised across processes in this step
+            (the last micro-batch before an optimizer step).
+
+        Returns
+        -------
+        float
+            The clean loss of the batch (this rank's part of it).
+        """
+        batch, fgm = self._fgm_for(batch)
+        embedding = fgm.embedding
+        held = None
+        if fgm.enabled and embedding.grad is not None:
+            held = embedding.grad.detach().clone()
+        with self.parallel.backward_context(sync and not fgm.enabled):
+            loss = self.compute_loss(batch, target, weight, scale)
+            self._backward(loss)
+        loss_value = self.parallel.step_loss(loss)
+        if fgm.enabled:
+            grad = None if held is None else embedding.grad - held
+            grad = self.parallel.fgm_gradient(grad, embedding)
+            with fgm.perturb(grad) as applied:
+                if applied:
+                    with self.parallel.backward_context(sync):
+                        adv_loss = self.compute_loss(batch, target, weight, scale)
+                        self._backward(self.config.fgm_weight * adv_loss)
+            self.parallel.after_fgm(self.network, applied, sync)
+        return loss_value
+
+    def optimizer_step(self):
+        """Clip the gradient norm, step optimizer and schedule, clear gradients.
+
+        Only the optimizer's parameters are clipped and stepped; every gradient
+        of the network is cleared, including those of parameters that are not
+        trained but whose gradient FGM reads (a frozen embedding matrix).
+        """
+        self.scaler.unscale_(self.optimizer)
+        trained = [p for group in self.optimizer.param_groups for p in group["params"]]
+        norm = torch.nn.utils.clip_grad_norm_(trained, self.config.max_grad_norm)
+        if not self.config.use_scaler and not torch.isfinite(norm):
+            raise NonFiniteError(f"the gradient norm became {float(norm)}")
+        try:
+            self.scaler.step(self.optimizer)
+        except RuntimeError as error:  # e.g. a learning rate too large for float32 arithmetic
+            if "overflow" not in str(error):
+                raise
+            raise NonFiniteError(f"the optimizer step overflowed ({error})") from error
+        self.scaler.update()
+        self.scheduler.step()
+        self.network.zero_grad(set_to_none=True)
+
+    # -- epochs ------------------------------------------------------------
+    def _batches(self, ids, y, w, rows):
+        batch = to_device(self.collator.collate([ids[i] for i in rows]), self.device)
+        target = torch.as_tensor(y[rows], dtype=torch.long).to(self.device, non_blocking=True)
+        weight = None if w is None else torch.as_tensor(w[rows], dtype=torch.float32).to(self.device)
+        return batch, target, weight
+
+    def run_epoch(self, ids, y, w=None) -> float:
+        """One pass over the training rows in length-bucketed shuffled (global) batches.
+
+        Returns
+        -------
+        float
+            Mean clean loss over the (global) batches.
+        """
+        self.network.train()
+        state = self.state
+        if state.progress is None:  # a new epoch (else: resuming one from a checkpoint)
+            batches = length_bucketed_batches([len(a) for a in ids], self.config.batch_size, self.rng)
+            state.progress = {"batches": batches, "next": 0, "total": 0.0}
+        progress = state.progress
+        batches = progress["batches"]
+        accum = self.config.grad_accumulation_steps
+        self._notify("on_epoch_begin", len(batches), progress["next"])
+        for i in range(progress["next"], len(batches)):
+            local, scale = self.parallel.shard(batches[i], w)
+            sync = (i + 1) % accum == 0 or i + 1 == len(batches)
+            loss = self.train_step(*self._batches(ids, y, w, local), scale=scale, sync=sync)
+            progress["total"] += loss
+            self._notify("on_batch_end", i, loss)
+            if sync:
+                self.optimizer_step()
+                progress["next"] = i + 1
+                self._notify("on_optimizer_step")
+                if i + 1 < len(batches):
+                    self._notify("on_step_end")
+        state.progress = None
+        mean = float(self.parallel.sum([progress["total"]])[0]) / max(1, len(batches))
+        if not math.isfinite(mean):
+            raise NonFiniteError(f"the training loss became {mean}")
+        return mean
+
+    def check_finite_weights(self):
+        """Raise :class:`NonFiniteError` if any weight is NaN or infinite."""
+        for name, param in self.network.named_parameters():
+            if not bool(torch.isfinite(param).all()):
+                raise NonFiniteError(f"the weights {name} became non-finite")
+
+    def evaluate(self, ids, y) -> dict:
+        """Accuracy and balanced accuracy of the current weights on held-out rows.
+
+        In a data-parallel job each rank scores its share of the rows and the
+        per-class counts are summed, so every rank gets the same scores.
+        """
+        rows = self.parallel.validation_rows(len(ids))
+        if rows is not None:
+            ids, y = [ids[i] for i in rows], np.asarray(y)[rows]
+        logits = predict_logits(
+            self.network, self.collator, ids, batch_size=self.config.batch_size * 2,
+            device=self.device, autocast_dtype=self.config.autocast_dtype,
+        )
+        total, correct = self.parallel.sum(class_hits(logits, y, self.network.head.out_features))
+        return validation_scores(total, correct)
+
+    def steps_per_epoch(self, n_rows: int) -> int:
+        """Optimizer steps in one epoch of ``n_rows`` rows."""
+        n_batches = math.ceil(n_rows / self.config.batch_size)
+        return math.ceil(n_batches / self.config.grad_accumulation_steps)
+
+    def fit(self, train, validation=None):
+        """Train for ``config.epochs`` epochs, keeping the best validation epoch.
+
+        Parameters
+        ----------
+        train : tuple (ids, y, w)
+            Training token ids, class indices and optional sample weights.
+        validation : tuple (ids, y), default=None
+            Held-out rows for best-epoch selection; None keeps the last epoch.
+
+        Returns
+        -------
+        history : list of dict
+            Per-epoch ``train_loss``, ``seconds`` and validation metrics.
+        best_epoch : int
+            1-based epoch whose weights are left in the network.
+        """
+        try:
+            train, validation = self.regime.prepare(self, train, validation)
+            with self.regime.context(self.device):
+                return self._fit(train, validation)
+        finally:
+            self.regime.finish(self.network)
+
+    def _fit(self, train, validation):
+        ids, y, w = train
+        total_steps = self.config.epochs * self.steps_per_epoch(len(ids))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, linear_warmup_decay(total_steps, self.config.warmup_ratio)
+        )
+        self.state = TrainingState(best_epoch=self.config.epochs)
+        self._notify("on_train_begin")
+        state = self.state
+        while state.epoch <= self.config.epochs:
+            epoch, start = state.epoch, time.perf_counter()
+            try:
+                train_loss = self.run_epoch(ids, y, w)
+                self.check_finite_weights()
+            except NonFiniteError as error:
+                if state.best_weights is None:
+                    raise NonFiniteError(
+                        f"Training stopped at epoch {epoch}: {error}. Lower learning_rate or "
+                        "check the inputs; no usable model was produced."
+                    ) from error
+                warnings.warn(
+                    f"Training stopped at epoch {epoch}: {error}; restoring the best epoch "
+                    f"({state.best_epoch}).", RuntimeWarning, stacklevel=3,
+                )
+                break
+            record = {"epoch": epoch, "train_loss": train_loss}
+            if validation is not None:
+                record.update(self.evaluate(*validation))
+            record["seconds"] = time.perf_counter() - start
+            state.history.append(record)
+            state.epoch, state.progress = epoch + 1, None
+            self._notify("on_epoch_end", record)
+        self._notify("on_train_end")
+        return state.history, state.best_epoch
+
+    # -- checkpoints ---------------------------------------------------------
+    def cpu_weights(self) -> dict:
+        """CPU copies of the network's weights.
+
+        Returns
+        -------
+        dict of str to Tensor
+        """
+        return {k: v.detach().to("cpu", copy=True) for k, v in self.network.state_dict().items()}
+
+    def state_dict(self) -> dict:
+        """Everything needed to continue training exactly from this point.
+
+        Returns
+        -------
+        dict
+            Network, optimizer, scheduler and scaler states, numpy and torch
+            RNG states, the epoch, the position inside it with its batch order
+            and running loss, the history and the best epoch so far. Only
+            tensors and plain Python data (``torch.load(weights_only=True)``).
+        """
+        state = self.state
+        kind, keys, pos, has_gauss, gauss = self.rng.get_state()
+        progress = None
+        if state.progress is not None:
+            progress = {
+                "batches": [torch.from_numpy(np.asarray(b, dtype=np.int64)) for b in state.progress["batches"]],
+                "next": state.progress["next"], "total": state.progress["total"],
+            }
+        rng = {"numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                         "has_gauss": int(has_gauss), "gauss": float(gauss)},
+               "torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return {
+            "network": self.cpu_weights(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": rng,
+            "epoch": state.epoch,
+            "progress": progress,
+            "history": [dict(h) for h in state.history],
+            "best": {"epoch": state.best_epoch, "score": float(state.best_score), "state": state.best_weights},
+        }
+
+    def load_state_dict(self, saved: dict):
+        """Restore a :meth:`state_dict` (after :meth:`fit` has built the scheduler).
+
+        Parameters
+        ----------
+        saved : dict
+            Output of :meth:`state_dict`; with ``rng["ranks"]`` (a data-parallel
+            run), this rank's torch RNG state is taken from it.
+        """
+        self.network.load_state_dict(saved["network"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.scheduler.load_state_dict(saved["scheduler"])
+        if saved["scaler"]:
+            self.scaler.load_state_dict(saved["scaler"])
+        rng = saved["rng"]["numpy"]
+        self.rng.set_state(("MT19937", rng["keys"].numpy().astype(np.uint32), rng["pos"], rng["has_gauss"], rng["gauss"]))
+        ranks = saved["rng"].get("ranks")
+        if ranks is not None and len(ranks) != self.parallel.world_size:
+            raise ValueError(f"the checkpoint was written by {len(ranks)} processes, not {self.parallel.world_size}.")
+        torch.set_rng_state(saved["rng"]["torch"] if ranks is None else ranks[self.parallel.rank])
+        if self.device.type == "cuda" and "cuda" in saved["rng"]:
+            torch.cuda.set_rng_state(saved["rng"]["cuda"], self.device)
+        progress = saved["progress"]
+        best = saved["best"]
+        self.state = TrainingState(
+            epoch=int(saved["epoch"]),
+            progress=None if progress is None else {
+                "batches": [b.numpy() for b in progress["batches"]], "next": int(progress["next"]),
+                "total": float(progress["total"]),
+            },
+            history=[dict(h) for h in saved["history"]],
+            best_epoch=best["epoch"], best_score=best["score"], best_weights=best["state"],
+        )

@@ -1,0 +1,352 @@
+"""How the loop's work is spread: this process alone, or one rank of a DDP job.
+
+The loop asks its parallel strategy for exactly the points where data-parallel
+training differs from training in one process: which rows of a global batch
+this process trains on and how its loss is scaled, whether a backward pass
+synchronises gradients, how FGM's embedding gradient is averaged, how numbers
+are summed over the processes, and whether this process writes files. The loop
+itself is the same for both.
+
+Data-parallel arithmetic: rank ``r`` forwards rows ``r::world_size`` of every
+global batch with its loss scaled by :func:`shard_rows`, so that DDP's average
+of the ranks' gradients is the gradient of the global batch's mean loss; one
+optimizer step then equals one step of a single process on the whole global
+batch. FGM needs the gradient of the *global* loss with respect to the word
+embeddings, so the clean backward pass runs without DDP's synchronisation and
+only the embedding gradient is averaged by hand; the adversarial backward pass
+then synchronises the summed clean and adversarial gradients once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+
+import numpy as np
+import torch
+
+from .process_group import DistributedContext, broadcast_object
+
+__all__ = ["DataParallel", "NonFiniteError", "SingleProcess", "shard_rows"]
+
+
+class NonFiniteError(FloatingPointError):
+    """Raised when a loss, gradient, weight or output stops being finite during training."""
+
+
+class SingleProcess:
+    """Training in this process alone (the default strategy).
+
+    Attributes
+    ----------
+    rank, world_size : int
+        0 and 1.
+    is_main_process : bool
+        Always True: this process logs and writes files.
+    """
+
+    rank, world_size, is_main_process = 0, 1, True
+
+    def setup(self, network: torch.nn.Module) -> torch.nn.Module:
+        """The module the loop forwards through: ``network`` itself.
+
+        Parameters
+        ----------
+        network : torch.nn.Module
+            The network being trained.
+
+        Returns
+        -------
+        torch.nn.Module
+        """
+        return network
+
+    def shard(self, rows, sample_weight):
+        """All rows of the batch, loss scale 1.
+
+        Parameters
+        ----------
+        rows : ndarray of int
+            Row indices of the batch.
+        sample_weight : ndarray or None
+            Per-row weights of the training set (unused).
+
+        Returns
+        -------
+        rows : ndarray of int
+        scale : float
+        """
+        return rows, 1.0
+
+    def backward_context(self, sync: bool):
+        """A no-op context: there is nothing to synchronise.
+
+        Parameters
+        ----------
+        sync : bool
+            Unused.
+
+        Returns
+        -------
+        contextlib.AbstractContextManager
+        """
+        return contextlib.nullcontext()
+
+    def step_loss(self, loss: torch.Tensor) -> float:
+        """The batch's clean loss as a float; raises when it is not finite.
+
+        Parameters
+        ----------
+        loss : Tensor
+            Scalar loss of the batch.
+
+        Returns
+        -------
+        float
+
+        Raises
+        ------
+        NonFiniteError
+            If the loss is NaN or infinite.
+        """
+        # Read once the backward pass is queued, so the device is busy during this sync.
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise NonFiniteError(f"the training loss became {value}")
+        return value
+
+    def fgm_gradient(self, grad, embedding):
+        """FGM's gradient as given (None: the embedding's own ``.grad``).
+
+        Parameters
+        ----------
+        grad : Tensor or None
+            This batch's share of the embedding gradient, when gradients accumulate.
+        embedding : Tensor
+            FGM's target.
+
+        Returns
+        -------
+        Tensor or None
+        """
+        return grad
+
+    def after_fgm(self, network, applied: bool, sync: bool) -> None:
+        """Nothing to do after the adversarial pass.
+
+        Parameters
+        ----------
+        network : torch.nn.Module
+            The trained network.
+        applied : bool
+            Whether the adversarial pass ran.
+        sync : bool
+            Whether this is the last micro-batch before an optimizer step.
+        """
+
+    def sum(self, values) -> np.ndarray:
+        """``values`` as float64 (the sum over one process).
+
+        Parameters
+        ----------
+        values : array-like of float
+
+        Returns
+        -------
+        ndarray of float64
+        """
+        return np.asarray(values, dtype=np.float64)
+
+    def validation_rows(self, n_rows: int):
+        """None: this process scores every validation row.
+
+        Parameters
+        ----------
+        n_rows : int
+            Number of validation rows.
+
+        Returns
+        -------
+        None
+        """
+        return None
+
+    def agree(self, flag: bool) -> bool:
+        """``flag`` itself (rank 0's decision is this process's).
+
+        Parameters
+        ----------
+        flag : bool
+
+        Returns
+        -------
+        bool
+        """
+        return flag
+
+    def gather(self, value) -> list:
+        """``[value]``: the values of all processes.
+
+        Parameters
+        ----------
+        value : object
+
+        Returns
+        -------
+        list
+        """
+        return [value]
+
+
+def _no_buffer_sync(ddp_class) -> dict:
+    """DDP's keyword that skips the per-forward buffer broadcast (renamed in torch 2.13)."""
+    import inspect
+
+    names = inspect.signature(ddp_class.__init__).parameters
+    return {"forward_sync_buffers": False} if "forward_sync_buffers" in names else {"broadcast_buffers": False}
+
+
+class DataParallel(SingleProcess):
+    """One rank of a ``torch.distributed`` data-parallel job.
+
+    Parameters
+    ----------
+    context : DistributedContext
+        This process's rank, world size and device.
+
+    Notes
+    -----
+    Every rank computes the same global batches (the batch order comes from a
+    random stream shared by all ranks), trains on its share, and sums the
+    per-class counts of its share of the validation rows with the other
+    ranks, so every rank sees the same metrics and keeps the same best epoch.
+    Non-finite values reach every rank through the averaged gradients and are
+    caught at the optimizer step on all ranks at once.
+    """
+
+    def __init__(self, context: DistributedContext):
+        self.context = context
+        self.rank, self.world_size = context.rank, context.world_size
+        self.is_main_process = context.is_main_process
+        self.device = context.device
+        self.model = None
+
+    def setup(self, network):
+        """Wrap ``network`` in DDP (which broadcasts rank 0's weights) and reseed dropout.
+
+        Parameters
+        ----------
+        network : torch.nn.Module
+            The network, already on this rank's device.
+
+        Returns
+        -------
+        torch.nn.parallel.DistributedDataParallel
+        """
+        from torch.nn.parallel import DistributedDataParallel
+
+        device_ids = [self.device.index] if self.device.type == "cuda" else None
+        # Buffers are constants here: no need to broadcast them before every forward pass.
+        self.model = DistributedDataParallel(network, device_ids=device_ids, **_no_buffer_sync(DistributedDataParallel))
+        if self.rank:
+            # Same initial weights, different dropout masks on each rank.
+            torch.manual_seed(torch.initial_seed() + self.rank)
+        return self.model
+
+    def shard(self, rows, sample_weight):
+        """This rank's rows of a global batch and its loss scale, see :func:`shard_rows`."""
+        return shard_rows(rows, sample_weight, self.rank, self.world_size)
+
+    def backward_context(self, sync: bool):
+        """DDP's ``no_sync`` unless gradients are synchronised in this backward pass."""
+        return contextlib.nullcontext() if sync else self.model.no_sync()
+
+    def step_loss(self, loss) -> float:
+        """This rank's part of the global batch's loss (the parts sum to it); not checked here."""
+        return float(loss.detach()) / self.world_size
+
+    def _all_reduce(self, tensor, average=False):
+        import torch.distributed as dist
+
+        dist.all_reduce(tensor)
+        if average:
+            tensor.div_(self.world_size)
+        return tensor
+
+    def fgm_gradient(self, grad, embedding):
+        """The embedding gradient of the global batch: this rank's share averaged over the ranks."""
+        grad = embedding.grad.detach().clone() if grad is None else grad
+        return self._all_reduce(grad, average=True)
+
+    def after_fgm(self, network, applied, sync):
+        """When every rank skipped the adversarial pass, synchronise the clean gradients by hand."""
+        if applied or not sync:
+            return
+        for param in network.parameters():
+            if param.grad is not None:
+                self._all_reduce(param.grad, average=True)
+
+    def sum(self, values):
+        """Element-wise sum of ``values`` over the ranks, in float64."""
+        tensor = torch.as_tensor(np.asarray(values, dtype=np.float64), device=self.device)
+        return self._all_reduce(tensor).cpu().numpy()
+
+    def validation_rows(self, n_rows):
+        """This rank's share of the validation rows."""
+        return np.arange(self.rank, n_rows, self.world_size)
+
+    def agree(self, flag):
+        """Rank 0's ``flag`` on every rank."""
+        return bool(broadcast_object(bool(flag), self.context))
+
+    def gather(self, value):
+        """The ``value`` of every rank, in rank order."""
+        import torch.distributed as dist
+
+        out = [None] * self.world_size
+        dist.all_gather_object(out, value)
+        return out
+
+
+def shard_rows(rows, sample_weight, rank: int, world_size: int):
+    """This rank's rows of a global batch, and the weight of its loss.
+
+    Parameters
+    ----------
+    rows : ndarray of int
+        Row indices of the global batch (length-sorted by the batcher, so the
+        strided shares have similar lengths).
+    sample_weight : ndarray or None
+        Per-row weights of the whole training set.
+    rank, world_size : int
+        This process and the number of processes.
+
+    Returns
+    -------
+    local : ndarray of int
+        ``rows[rank::world_size]``; when that is empty, the batch's first row,
+        so that every rank still runs the step's collectives.
+    scale : float
+        ``world_size * s_local / s_global`` where ``s`` is the row count (or
+        the weight sum): multiplied into the local mean loss, DDP's average over
+        ranks of the scaled local gradients equals the gradient of the global
+        batch's (weighted) mean loss. 0 for a placeholder row.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> shard_rows(np.arange(5), None, 1, 2)
+    (array([1, 3]), 0.8)
+    >>> shard_rows(np.arange(1), None, 1, 2)
+    (array([0]), 0.0)
+    """
+    rows = np.asarray(rows)
+    local = rows[rank::world_size]
+    if sample_weight is None:
+        part, whole = float(len(local)), float(len(rows))
+    else:
+        part, whole = float(np.sum(sample_weight[local])), float(np.sum(sample_weight[rows]))
+    scale = world_size * part / whole if whole > 0 else 0.0
+    if len(local) == 0:
+        local = rows[:1]
+    return local, scale
