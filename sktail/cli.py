@@ -386,8 +386,8 @@ def cmd_demo(args):
     print(BANDS_LINE)
     print(f"exact McNemar test, baseline vs AutoTail-BSFGM: b={mcnemar.b}, c={mcnemar.c}, "
           f"p={mcnemar.pvalue:.3g}")
-    print("seconds: fit and predict; the first model's also include one-off start-up (tokenizer "
-          "dictionary, PyTorch modules).")
+    print("seconds: fit and predict; the first sktail model's also include one-off start-up "
+          "(tokenizer dictionary, PyTorch modules).")
     print("one seed and one split: differences of a point or two are within seed-to-seed noise.")
     return 0
 

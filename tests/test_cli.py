@@ -350,6 +350,45 @@ def test_demo_uses_cached_csl_files(tmp_path, capsys):
     assert out.startswith("data: CSL title -> category (45 train / 16 dev titles")
 
 
+def test_demo_is_offline_and_quiet_by_default(small_demo_corpus, tmp_path, monkeypatch, capsys):
+    def no_network(url, timeout):
+        raise AssertionError(f"the demo tried to download {url}")
+
+    monkeypatch.setattr(_demo, "_urlopen_bytes", no_network)
+    monkeypatch.setenv("SKTAIL_DATA", str(tmp_path))
+    code, out, err = _run(capsys, "demo", *DEMO_FAST)
+    assert code == 0
+    assert out.startswith("data: built-in generated demo corpus")
+    assert "--download" in out and "--data DIR" in out and "urlopen" not in out + err
+    lines = out.splitlines()
+    assert any(line.startswith("TF-IDF + LinearSVC (balanced)") for line in lines)
+    assert _demo.BANDS_LINE in lines
+    assert "exact McNemar test, baseline vs AutoTail-BSFGM" in out
+
+
+def test_demo_download_failure_gives_a_hint(small_demo_corpus, tmp_path, monkeypatch):
+    def offline(url, timeout):
+        raise URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(_demo, "_urlopen_bytes", offline)
+    data = _demo.load_demo_data(tmp_path, download=True)
+    assert "no network?" in data.source and "--data DIR" in data.source
+
+
+def test_demo_reads_a_local_folder(tmp_path, capsys):
+    texts, labels = make_long_tail_text((30, 15, 8, 5, 3), noise=0.0, random_state=4)
+    _write_tsv(tmp_path / "train.tsv", texts[:45], labels[:45])
+    _write_tsv(tmp_path / "dev.tsv", texts[45:], labels[45:])
+    code, out, _ = _run(capsys, "demo", "--data", tmp_path, *DEMO_FAST)
+    assert code == 0
+    assert out.startswith(f"data: {tmp_path} (45 train.tsv / 16 dev.tsv rows, 5 classes)")
+    assert "TF-IDF + LinearSVC (balanced)" in out
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, _, err = _run(capsys, "demo", "--data", empty, *DEMO_FAST)
+    assert code == 2 and "expected train.tsv and dev.tsv" in err
+
+
 # -- settings parser -------------------------------------------------------------------
 def test_parse_settings_values():
     valid = {"epochs", "tail_gate", "learning_rate", "max_length", "encoder_options", "device"}
