@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["get_sktail_home"]
+__all__ = ["cache_entries", "clear_cache", "get_sktail_home"]
 
 
 def get_sktail_home() -> Path:
@@ -28,3 +28,55 @@ def get_sktail_home() -> Path:
     home = home.expanduser().resolve()
     home.mkdir(parents=True, exist_ok=True)
     return home
+
+
+def cache_entries(home=None):
+    """Each top-level entry of the cache folder with its size on disk.
+
+    Parameters
+    ----------
+    home : path-like, default=None
+        The cache folder; ``None`` uses :func:`get_sktail_home`.
+
+    Returns
+    -------
+    list of (str, int)
+        Entry name and size in bytes (a folder counts every file below it;
+        links are not followed), sorted by name.
+    """
+    home = Path(home) if home is not None else get_sktail_home()
+    entries = []
+    for entry in sorted(home.iterdir()) if home.is_dir() else ():
+        if entry.is_dir() and not entry.is_symlink():
+            size = sum(p.lstat().st_size for p in entry.rglob("*") if p.is_file() or p.is_symlink())
+        else:
+            size = entry.lstat().st_size
+        entries.append((entry.name, size))
+    return entries
+
+
+def clear_cache(home=None):
+    """Delete every entry of the cache folder (the folder itself stays).
+
+    Parameters
+    ----------
+    home : path-like, default=None
+        The cache folder; ``None`` uses :func:`get_sktail_home`.
+
+    Returns
+    -------
+    int
+        Bytes freed.
+    """
+    import shutil
+
+    home = Path(home) if home is not None else get_sktail_home()
+    freed = 0
+    for name, size in cache_entries(home):
+        path = home / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+        freed += size
+    return freed

@@ -7,6 +7,7 @@ Subcommands::
     sktail evaluate MODEL TEST.tsv [--report DIR] [--json]
     sktail info MODEL [--json]
     sktail demo [--data DIR | --data-home DIR [--download]]
+    sktail cache [--clear] [--json]
 
 Exit status: 0 on success, 1 when a run fails (for example training stops
 on a non-finite loss), 2 for a usage error or an unusable input (missing or
@@ -392,6 +393,35 @@ def cmd_demo(args):
     return 0
 
 
+def _size(n_bytes):
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n_bytes < 1024 or unit == "GiB":
+            return f"{n_bytes:.0f} {unit}" if unit == "B" else f"{n_bytes:.1f} {unit}"
+        n_bytes /= 1024
+
+
+def cmd_cache(args):
+    """``sktail cache``: show (or with ``--clear`` empty) sktail's cache folder."""
+    from ._home import cache_entries, clear_cache, get_sktail_home
+
+    home = get_sktail_home()
+    if args.clear:
+        freed = clear_cache(home)
+        print(f"cleared {home}: freed {_size(freed)}")
+        return 0
+    entries = cache_entries(home)
+    total = sum(size for _, size in entries)
+    if args.json:
+        print(json.dumps({"location": str(home), "total_bytes": total,
+                          "entries": [{"name": n, "bytes": s} for n, s in entries]}, indent=2))
+        return 0
+    print(f"location  {home}  (set SKTAIL_HOME, or XDG_CACHE_HOME, to move it)")
+    for name, size in entries:
+        print(f"{_size(size):>10}  {name}")
+    print(f"{_size(total):>10}  in all" + ("" if entries else " (empty)"))
+    return 0
+
+
 def _demo_keys():
     from ._demo import BASELINE
     from .classifier import AutoTailClassifier
@@ -495,6 +525,15 @@ def build_parser():
     p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
                    help="AutoTailClassifier parameter for both models, e.g. --set epochs=4")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("cache", parents=[common], help="show or clear sktail's cache folder",
+                       description="Show where sktail keeps its cache (the e5-small encoder converted on "
+                                   "first use, about 465 MiB) and the size of each entry. The folder is "
+                                   "$SKTAIL_HOME, else $XDG_CACHE_HOME/sktail, else ~/.cache/sktail.")
+    p.add_argument("--clear", action="store_true",
+                   help="delete every entry now, without asking (rebuilt on next use)")
+    p.add_argument("--json", action="store_true", help="print the location and sizes as JSON")
+    p.set_defaults(func=cmd_cache)
     return parser
 
 

@@ -38,7 +38,7 @@ def _run(capsys, *argv):
 
 
 # -- help and entry points ----------------------------------------------------------
-@pytest.mark.parametrize("command", [[], ["fit"], ["predict"], ["evaluate"], ["info"], ["demo"]])
+@pytest.mark.parametrize("command", [[], ["fit"], ["predict"], ["evaluate"], ["info"], ["demo"], ["cache"]])
 def test_help_everywhere(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([*command, "--help"])
@@ -387,6 +387,34 @@ def test_demo_reads_a_local_folder(tmp_path, capsys):
     empty.mkdir()
     code, _, err = _run(capsys, "demo", "--data", empty, *DEMO_FAST)
     assert code == 2 and "expected train.tsv and dev.tsv" in err
+
+
+# -- cache ----------------------------------------------------------------------------
+def test_cache_shows_location_sizes_and_clears(tmp_path, monkeypatch, capsys):
+    home = tmp_path / "sktail-home"
+    monkeypatch.setenv("SKTAIL_HOME", str(home))
+    code, out, _ = _run(capsys, "cache")
+    assert code == 0 and str(home) in out and "(empty)" in out
+    (home / "e5-small-hf").mkdir()
+    (home / "e5-small-hf" / "model.safetensors").write_bytes(b"x" * 3000)
+    (home / "e5-small-hf" / "config.json").write_bytes(b"{}")
+    (home / "note.txt").write_bytes(b"abc")
+    code, out, _ = _run(capsys, "cache")
+    assert code == 0
+    assert "2.9 KiB  e5-small-hf" in out and "3 B  note.txt" in out and "SKTAIL_HOME" in out
+    summary = json.loads(_run(capsys, "cache", "--json")[1])
+    assert summary["location"] == str(home.resolve()) and summary["total_bytes"] == 3005
+    assert {e["name"]: e["bytes"] for e in summary["entries"]} == {"e5-small-hf": 3002, "note.txt": 3}
+    code, out, _ = _run(capsys, "cache", "--clear")
+    assert code == 0 and "freed 2.9 KiB" in out
+    assert home.is_dir() and not any(home.iterdir())
+
+
+def test_cache_follows_xdg_cache_home(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("SKTAIL_HOME", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    summary = json.loads(_run(capsys, "cache", "--json")[1])
+    assert summary["location"] == str((tmp_path / "xdg" / "sktail").resolve())
 
 
 # -- settings parser -------------------------------------------------------------------
