@@ -279,7 +279,11 @@ def cmd_evaluate(args):
         except ImportError:
             plots = False
             _say(args, 'matplotlib is not installed: the report has no plots (pip install "sktail[plots]")')
-        files = write_report(report, args.report, details=details, plots=plots)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            files = write_report(report, args.report, details=details, plots=plots)
+        for message in dict.fromkeys(str(w.message) for w in caught):  # once each, in order
+            _say(args, f"note: {message}")
         _say(args, f"wrote {', '.join(str(f) for f in files)}")
     return 0
 

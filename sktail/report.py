@@ -337,20 +337,81 @@ def report_markdown(report, *, title="Evaluation report", details=None, images=N
     return "\n".join(parts) + "\n"
 
 
-def _tick_font():
-    """A font family with CJK glyphs, or None when matplotlib knows none."""
+# Parts of the file names of fonts with CJK glyphs (lower case, without "-", "_", " ").
+_CJK_FILE_HINTS = (
+    "notosanscjk", "notoserifcjk", "notosanssc", "notosanstc", "sourcehansans", "sourcehanserif",
+    "wqy", "wenquanyi", "simhei", "simsun", "msyh", "pingfang", "droidsansfallback", "uming",
+    "ukai", "arplumingcn",
+)
+
+#: What to install when no font can draw Chinese class names (shown in the warning).
+FONT_HINT = (
+    "install a font with Chinese glyphs, for example 'apt-get install fonts-noto-cjk' "
+    "(Debian/Ubuntu), 'dnf install google-noto-sans-cjk-fonts' (Fedora) or "
+    "'pip install mplfonts' (about 85 MB; sktail finds its Noto Sans CJK SC without further setup)"
+)
+
+
+def _font_files():
+    """Font files matplotlib may not have registered: system folders and the mplfonts package."""
+    import importlib.util
+
     from matplotlib import font_manager
 
-    available = {f.name for f in font_manager.fontManager.ttflist}
-    return next((name for name in _CJK_FONTS if name in available), None)
+    files = list(font_manager.findSystemFonts())
+    spec = importlib.util.find_spec("mplfonts")
+    if spec is not None and spec.submodule_search_locations:
+        for folder in spec.submodule_search_locations:
+            files += [str(p) for p in sorted(Path(folder).rglob("*")) if p.suffix.lower() in
+                      (".ttf", ".otf", ".ttc", ".otc")]
+    return files
+
+
+def _find_cjk_font():
+    """Register a CJK font file matplotlib does not know yet; return its family name or None."""
+    from matplotlib import font_manager
+
+    for path in _font_files():
+        stem = Path(path).name.lower().replace("-", "").replace("_", "").replace(" ", "")
+        if not any(hint in stem for hint in _CJK_FILE_HINTS):
+            continue
+        try:
+            font_manager.fontManager.addfont(path)
+            return font_manager.FontProperties(fname=path).get_name()
+        except (OSError, RuntimeError, ValueError):
+            continue
+    return None
+
+
+_FONT_SEARCH = {}
+
+
+def _tick_font():
+    """A font family with CJK glyphs, or None when none is installed (searched once per process)."""
+    if "font" not in _FONT_SEARCH:
+        from matplotlib import font_manager
+
+        available = {f.name for f in font_manager.fontManager.ttflist}
+        font = next((name for name in _CJK_FONTS if name in available), None)
+        _FONT_SEARCH["font"] = font if font is not None else _find_cjk_font()
+    return _FONT_SEARCH["font"]
 
 
 def _tick_labels(labels):
-    """Tick labels and font: the labels themselves when they can be drawn, else indices."""
+    """Tick labels and font: the labels themselves when they can be drawn, else indices.
+
+    Falling back to indices warns once per call, naming what to install.
+    """
     if all(str(label).isascii() for label in labels):
         return [str(label) for label in labels], None
     font = _tick_font()
     if font is None:
+        warnings.warn(
+            "No font with Chinese glyphs was found, so the plots label classes by their index "
+            f"(the '#' column of the per-class table in report.md). To see class names, {FONT_HINT}.",
+            UserWarning,
+            stacklevel=3,
+        )
         return [str(i) for i in range(len(labels))], None
     return [str(label) for label in labels], font
 

@@ -238,6 +238,16 @@ def test_evaluate_prints_metrics_and_writes_report(files, capsys):
     assert json.loads((report_dir / "metrics.json").read_text(encoding="utf-8"))["accuracy"] == accuracy
 
 
+def test_evaluate_report_says_when_plots_fall_back_to_indices(files, capsys, monkeypatch):
+    from sktail import report as report_module
+
+    monkeypatch.setattr(report_module, "_tick_font", lambda: None)
+    code, _, err = _run(capsys, "evaluate", files["model"], files["test"], "--report", files["root"] / "nofont")
+    assert code == 0
+    assert err.count("note: No font with Chinese glyphs") == 1 and "fonts-noto-cjk" in err
+    assert "UserWarning" not in err
+
+
 def test_evaluate_json_and_missing_test_file(files, capsys):
     code, out, _ = _run(capsys, "evaluate", files["model"], files["test"], "--json")
     assert code == 0

@@ -90,6 +90,40 @@ def test_write_report_with_and_without_plots(tmp_path):
         assert f"]({name})" in (tmp_path / "plots" / "report.md").read_text(encoding="utf-8")
 
 
+def test_missing_cjk_font_warns_with_an_install_hint(monkeypatch):
+    monkeypatch.setattr(report_module, "_tick_font", lambda: None)
+    with pytest.warns(UserWarning, match="No font with Chinese glyphs") as record:
+        assert report_module._tick_labels(["工学"]) == (["0"], None)
+    assert "apt-get install fonts-noto-cjk" in str(record[0].message)
+    assert "pip install mplfonts" in str(record[0].message)
+
+
+def test_unregistered_cjk_font_file_is_found_and_registered(monkeypatch, tmp_path):
+    import shutil
+
+    from matplotlib import font_manager
+
+    dejavu = font_manager.findfont("DejaVu Sans", fallback_to_default=True)
+    fake = tmp_path / "NotoSansCJKsc-Regular.ttf"  # a CJK-looking file name
+    shutil.copy(dejavu, fake)
+    added = []
+    monkeypatch.setattr(report_module, "_font_files", lambda: [str(tmp_path / "Other.ttf"), str(fake)])
+    monkeypatch.setattr(font_manager.fontManager, "addfont", added.append)
+    assert report_module._find_cjk_font() == "DejaVu Sans"
+    assert added == [str(fake)]
+    monkeypatch.setattr(report_module, "_font_files", lambda: [str(tmp_path / "Other.ttf")])
+    assert report_module._find_cjk_font() is None
+
+
+def test_tick_font_search_runs_once(monkeypatch):
+    monkeypatch.setattr(report_module, "_FONT_SEARCH", {})
+    calls = []
+    monkeypatch.setattr(report_module, "_CJK_FONTS", ())
+    monkeypatch.setattr(report_module, "_find_cjk_font", lambda: calls.append(1) or None)
+    assert report_module._tick_font() is None and report_module._tick_font() is None
+    assert calls == [1]
+
+
 def test_tick_labels_fall_back_to_indices_without_cjk_font(monkeypatch):
     monkeypatch.setattr(report_module, "_tick_font", lambda: None)
     assert report_module._tick_labels(["工学", "文学"]) == (["0", "1"], None)
