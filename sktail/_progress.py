@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-__all__ = ["progress_bar", "write_line"]
+__all__ = ["bar_options", "progress_bar", "write_line"]
 
 
 def progress_bar(iterable, *, enabled: bool, desc: str, unit: str = "batch", leave: bool = True):
@@ -38,11 +38,38 @@ def progress_bar(iterable, *, enabled: bool, desc: str, unit: str = "batch", lea
         from tqdm import tqdm
     except ImportError:
         return iterable
-    return tqdm(iterable, desc=desc, unit=unit, leave=leave, dynamic_ncols=True)
+    return tqdm(iterable, desc=desc, unit=unit, leave=leave, **bar_options())
+
+
+def bar_options() -> dict:
+    """:mod:`tqdm` settings for stderr: live on a terminal, sparse when redirected.
+
+    On a terminal the bar redraws as usual. When stderr is a file or a pipe
+    (a log), the bar is drawn in ASCII at most every 30 seconds, so a log
+    gets a handful of lines per phase instead of thousands of frames.
+
+    Returns
+    -------
+    dict
+        Keyword arguments for :class:`tqdm.tqdm`.
+    """
+    try:
+        interactive = sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        interactive = False
+    if interactive:
+        return {"dynamic_ncols": True}
+    return {"mininterval": 30.0, "maxinterval": 60.0, "ncols": 100, "ascii": True}
 
 
 def write_line(line: str):
-    """Print ``line`` to stdout without breaking an active progress bar."""
+    """Print ``line`` to stdout without breaking an active progress bar.
+
+    Parameters
+    ----------
+    line : str
+        The text, without a line end.
+    """
     tqdm = sys.modules.get("tqdm")
     if tqdm is not None:
         tqdm.tqdm.write(line, file=sys.stdout)

@@ -53,6 +53,46 @@ def fit_result():
     }
 
 
+class _Crash(Exception):
+    pass
+
+
+def resume_result(directory: Path):
+    """A checkpointed fit that crashes mid-epoch on every rank, then the same fit resumed.
+
+    Returns the uninterrupted fit's and the resumed fit's history and weights,
+    and what the crashed fit left on disk (rank 0 writes the checkpoint).
+    """
+    texts, labels, test_texts, _ = corpus()
+    settings = {**FIT_SETTINGS, "dropout": 0.1, "epochs": 3}
+    reference = AutoTailClassifier(**settings).fit(texts, labels)
+    original, calls = Trainer.optimizer_step, []
+
+    def crashing(self):
+        original(self)
+        calls.append(1)
+        if len(calls) == 5:  # epoch 2 of 3 (3 optimizer steps per epoch)
+            raise _Crash
+
+    Trainer.optimizer_step = crashing
+    try:
+        AutoTailClassifier(**settings, checkpoint_dir=directory, checkpoint_interval=0).fit(texts, labels)
+    except _Crash:
+        pass
+    finally:
+        Trainer.optimizer_step = original
+    dist.barrier()
+    left = sorted(p.name for p in directory.iterdir())
+    resumed = AutoTailClassifier(**settings, checkpoint_dir=directory, checkpoint_interval=0).fit(texts, labels)
+    strip = lambda history: [{k: v for k, v in h.items() if k != "seconds"} for h in history]  # noqa: E731
+    return {
+        "left": left,
+        "reference": {"history": strip(reference.history_), "proba": reference.predict_proba(test_texts)},
+        "resumed": {"history": strip(resumed.history_), "proba": resumed.predict_proba(test_texts)},
+        "remaining": sorted(p.name for p in directory.iterdir()),
+    }
+
+
 def _grads(network):
     return {name: p.grad.detach().float().cpu() for name, p in network.named_parameters()}
 
@@ -118,6 +158,9 @@ def gradient_result(rank, world_size, micro_batches, sample_weight, fgm_epsilon=
 def main(out_dir: Path):
     result = {"fit": fit_result()}
     rank, world_size = dist.get_rank(), dist.get_world_size()
+    checkpoints = out_dir / "checkpoints"
+    checkpoints.mkdir(exist_ok=True)
+    result["resume"] = resume_result(checkpoints)
     n = N_TRAIN
     rng = np.random.RandomState(0)
     weight = rng.uniform(0.2, 2.0, size=n)

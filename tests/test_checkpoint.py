@@ -164,3 +164,52 @@ def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_model(corpus, ref
         resumed = AutoTailClassifier(**settings).fit(*corpus)
     assert len(calls) == 12 - 6
     _assert_same_run(resumed, reference)
+
+
+def test_head_only_training_resumes_from_a_checkpoint(tiny_bert_dir, corpus, tmp_path, monkeypatch):
+    settings = {
+        "encoder": str(tiny_bert_dir), "train_encoder": "none", "epochs": 3, "batch_size": 4,
+        "validation_fraction": 0.25, "fgm_epsilon": 0.3, "random_state": 5, "device": "cpu",
+    }
+    reference = AutoTailClassifier(**settings).fit(*corpus)
+    _count_steps(monkeypatch, crash_at=7)
+    with pytest.raises(_Crash):
+        AutoTailClassifier(**settings, checkpoint_dir=tmp_path, checkpoint_interval=0).fit(*corpus)
+    assert len(list(tmp_path.glob("*.ckpt"))) == 1  # checkpoint_dir is honoured, not ignored
+    calls = _count_steps(monkeypatch)
+    resumed = AutoTailClassifier(**settings, checkpoint_dir=tmp_path, checkpoint_interval=0).fit(*corpus)
+    assert len(calls) == 12 - 6
+    _assert_same_run(resumed, reference)
+    assert list(tmp_path.iterdir()) == []
+
+
+def _flip_weight_bytes(path):
+    """Overwrite bytes inside the stored data of the largest weight tensor."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        infos = [i for i in archive.infolist() if "/data/" in i.filename]
+        target = max(infos, key=lambda i: i.file_size)
+    data = bytearray(path.read_bytes())
+    # A stored (uncompressed) member: its bytes follow the local header, whose name
+    # and extra-field lengths sit at offsets 26 and 28.
+    name_length = int.from_bytes(data[target.header_offset + 26 : target.header_offset + 28], "little")
+    extra_length = int.from_bytes(data[target.header_offset + 28 : target.header_offset + 30], "little")
+    start = target.header_offset + 30 + name_length + extra_length
+    for offset in range(start + 8, start + 40):
+        data[offset] ^= 0x5A
+    path.write_bytes(bytes(data))
+
+
+def test_a_checkpoint_with_altered_weights_is_reported_and_not_resumed(corpus, reference, tmp_path, monkeypatch):
+    _count_steps(monkeypatch, crash_at=7)
+    with pytest.raises(_Crash):
+        AutoTailClassifier(**SETTINGS, checkpoint_dir=tmp_path, checkpoint_interval=0).fit(*corpus)
+    (ckpt,) = tmp_path.iterdir()
+    _flip_weight_bytes(ckpt)
+    torch.load(ckpt, weights_only=True)  # still a readable archive: only the checksum can tell
+    calls = _count_steps(monkeypatch)
+    with pytest.warns(RuntimeWarning, match="does not match its checksum"):
+        restarted = AutoTailClassifier(**SETTINGS, checkpoint_dir=tmp_path, checkpoint_interval=0).fit(*corpus)
+    assert len(calls) == 12  # started over
+    _assert_same_run(restarted, reference)

@@ -182,3 +182,15 @@ def test_ddp_fit_matches_one_process_with_the_same_global_batch(ddp_run):
     ddp_accuracy = np.mean(single.classes_[fitted["proba"].argmax(axis=1)] == np.asarray(test_labels))
     assert ddp_accuracy == pytest.approx(single.score(test_texts, test_labels), abs=0.03)
     assert ddp_accuracy > 0.5
+
+
+def test_ddp_resumes_mid_epoch_from_rank_0s_checkpoint(ddp_run):
+    ranks, _ = ddp_run
+    for result in ranks:
+        resume = result["resume"]
+        assert len(resume["left"]) == 1 and resume["left"][0].endswith(".ckpt")  # one file, by rank 0
+        assert resume["resumed"]["history"] == resume["reference"]["history"]
+        np.testing.assert_array_equal(resume["resumed"]["proba"], resume["reference"]["proba"])
+        assert resume["remaining"] == []  # a finished fit removes its checkpoint
+    # Each rank resumed its own dropout stream: the ranks' models still agree.
+    np.testing.assert_array_equal(ranks[0]["resume"]["resumed"]["proba"], ranks[1]["resume"]["resumed"]["proba"])

@@ -39,3 +39,12 @@ def test_progress_bar_without_tqdm_returns_the_iterable(monkeypatch):
     assert progress_bar(items, enabled=False, desc="x") is items
     monkeypatch.setitem(sys.modules, "tqdm", None)  # import tqdm now raises ImportError
     assert progress_bar(items, enabled=True, desc="x") is items
+
+
+def test_bars_are_sparse_when_stderr_is_redirected(monkeypatch):
+    from sktail._progress import bar_options
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    assert bar_options()["mininterval"] >= 30 and bar_options()["ascii"] is True
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    assert bar_options() == {"dynamic_ncols": True}

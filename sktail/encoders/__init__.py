@@ -3,19 +3,25 @@
 Each encoder is a :class:`TextEncoder` (tokenizer + network factory, picklable)
 that builds an :class:`EncoderNetwork`; :class:`TextClassifierNetwork` adds the
 dropout and linear head. ``transformers`` and ``jieba`` load only when used.
+A family is one file with a subclass of each, made known to ``encoder=`` and
+to model files by :func:`register` (see :mod:`sktail.encoders._registry`).
 """
 
 from ._bag import BagEncoder, BagNetwork
 from ._base import EncoderNetwork, TextClassifierNetwork, TextEncoder
 from ._hf import PRESETS, HFEncoder, HFNetwork
+from ._registry import EncoderFamily, make_encoder, register
 
 __all__ = [
     "PRESETS",
     "BagEncoder",
     "BagNetwork",
+    "EncoderFamily",
     "EncoderNetwork",
     "HFEncoder",
     "HFNetwork",
     "TextClassifierNetwork",
     "TextEncoder",
+    "make_encoder",
+    "register",
 ]

@@ -207,10 +207,11 @@ def make_encoder(name: str, options: dict | None = None):
         hints = []
         for key in unknown:
             close = difflib.get_close_matches(key, accepted, n=1, cutoff=0.6)
-            hints.append(f"{key!r} (did you mean {close[0]!r}?)" if close else repr(key))
+            if close:
+                hints.append(f"{key!r} (did you mean {close[0]!r}?)")
         raise ValueError(
-            f"encoder_options {', '.join(hints)} are not valid for encoder={name!r}; "
-            f"valid options: {accepted}."
+            f"encoder_options {sorted(unknown)} are not valid for encoder={name!r}; "
+            + "".join(hint + "; " for hint in hints) + f"valid options: {accepted}."
         )
     try:
         return cls.from_name(name, **options)

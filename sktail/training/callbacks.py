@@ -17,7 +17,7 @@ import contextlib
 import contextvars
 import logging
 
-from .._progress import write_line
+from .._progress import bar_options, write_line
 
 __all__ = ["BestEpoch", "Callback", "Checkpoint", "EpochLog", "ProgressBar", "observe", "observed"]
 
@@ -161,7 +161,7 @@ class ProgressBar(Callback):
         except ImportError:
             return
         self._bar = tqdm(total=n_batches, initial=start, desc="batches", unit="batch", leave=False,
-                         dynamic_ncols=True)
+                         **bar_options())
 
     def on_batch_end(self, trainer, index, loss):
         """Advance the bar and show the epoch's mean loss so far."""
@@ -192,9 +192,9 @@ class Checkpoint(Callback):
     -----
     Every epoch end is saved, and inside epochs every optimizer step once the
     checkpointer's interval has passed. Only the main process writes; in a
-    data-parallel job rank 0 decides when a checkpoint is due and the torch
-    RNG state of every rank is saved, so each rank resumes its own dropout
-    stream.
+    data-parallel job rank 0 decides when a checkpoint is due, and the torch
+    RNG state and running loss of every rank are saved, so each rank resumes
+    its own dropout stream and its own share of the epoch's loss.
     """
 
     def __init__(self, checkpointer):
@@ -214,9 +214,11 @@ class Checkpoint(Callback):
 
     def _save(self, trainer):
         state = trainer.state_dict()
-        ranks = trainer.parallel.gather(state["rng"]["torch"])
+        progress = state["progress"]
+        own = {"torch": state["rng"]["torch"], "total": None if progress is None else progress["total"]}
+        ranks = trainer.parallel.gather(own)
         if len(ranks) > 1:
-            state["rng"]["ranks"] = ranks
+            state["ranks"] = ranks  # each rank's dropout stream and share of the epoch's loss
         if trainer.parallel.is_main_process:
             self.checkpointer.save(state)
 

@@ -430,8 +430,9 @@ class Trainer:
         Parameters
         ----------
         saved : dict
-            Output of :meth:`state_dict`; with ``rng["ranks"]`` (a data-parallel
-            run), this rank's torch RNG state is taken from it.
+            Output of :meth:`state_dict`; with ``ranks`` (written by a
+            data-parallel run), this rank's torch RNG state and running loss
+            are taken from it.
         """
         self.network.load_state_dict(saved["network"])
         self.optimizer.load_state_dict(saved["optimizer"])
@@ -440,10 +441,14 @@ class Trainer:
             self.scaler.load_state_dict(saved["scaler"])
         rng = saved["rng"]["numpy"]
         self.rng.set_state(("MT19937", rng["keys"].numpy().astype(np.uint32), rng["pos"], rng["has_gauss"], rng["gauss"]))
-        ranks = saved["rng"].get("ranks")
-        if ranks is not None and len(ranks) != self.parallel.world_size:
-            raise ValueError(f"the checkpoint was written by {len(ranks)} processes, not {self.parallel.world_size}.")
-        torch.set_rng_state(saved["rng"]["torch"] if ranks is None else ranks[self.parallel.rank])
+        ranks = saved.get("ranks")
+        if (1 if ranks is None else len(ranks)) != self.parallel.world_size:
+            raise ValueError(
+                f"the checkpoint was written by {1 if ranks is None else len(ranks)} processes, "
+                f"not {self.parallel.world_size}."
+            )
+        own = {"torch": saved["rng"]["torch"], "total": None} if ranks is None else ranks[self.parallel.rank]
+        torch.set_rng_state(own["torch"])
         if self.device.type == "cuda" and "cuda" in saved["rng"]:
             torch.cuda.set_rng_state(saved["rng"]["cuda"], self.device)
         progress = saved["progress"]
@@ -452,7 +457,7 @@ class Trainer:
             epoch=int(saved["epoch"]),
             progress=None if progress is None else {
                 "batches": [b.numpy() for b in progress["batches"]], "next": int(progress["next"]),
-                "total": float(progress["total"]),
+                "total": float(progress["total"] if own["total"] is None else own["total"]),
             },
             history=[dict(h) for h in saved["history"]],
             best_epoch=best["epoch"], best_score=best["score"], best_weights=best["state"],
