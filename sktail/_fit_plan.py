@@ -139,7 +139,6 @@ def _loss(params, counts):
     loss = AutoTailLoss(
         prior.offsets, counts, label_smoothing=params["label_smoothing"],
         bs_weight=params["bs_weight"], bs_temperature=params["bs_temperature"],
-        prior_alpha=params["prior_alpha"],
     )
     return prior, loss
 

@@ -80,7 +80,7 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
     tail_tau : float, default=0.15
         ``tau``: strength of the tail prior.
     prior_alpha : float, default=1.0
-        ``alpha``: additive smoothing of the prior and of ``log(n + alpha)``.
+        ``alpha``: additive smoothing of the tail prior ``pi_k``.
     bs_weight : float, default=0.1
         ``w_b``: weight of the Balanced Softmax auxiliary loss (0 drops it).
     bs_temperature : float, default=0.25
@@ -204,7 +204,7 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
     .. math::
 
         L = (1 - w_b)\\, \\mathrm{CE}_\\varepsilon(z + \\tau m, y)
-            + w_b\\, \\mathrm{CE}(z + \\lambda_b \\log(n + \\alpha), y)
+            + w_b\\, \\mathrm{CE}(z + \\lambda_b \\log \\max(n, 1), y)
 
     with ``m_k = log((n_k + alpha) / (N + alpha K))`` for tail classes when the
     gate is on, else 0. FGM adds ``w_adv * L(E + r)`` with

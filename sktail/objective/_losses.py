@@ -59,7 +59,7 @@ def balanced_softmax_loss(
     temperature: float = 0.25,
     sample_weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Tempered Balanced Softmax ``CE(z + lambda_b * log(n + alpha), y)``.
+    """Tempered Balanced Softmax ``CE(z + lambda_b * log(max(n, 1)), y)``.
 
     Parameters
     ----------
@@ -68,7 +68,7 @@ def balanced_softmax_loss(
     target : LongTensor of shape (n_samples,)
         Class indices.
     log_prior : Tensor of shape (n_classes,)
-        ``log(n_k + alpha)``.
+        ``log(max(n_k, 1))``: a class absent from the training rows gets offset 0.
     temperature : float, default=0.25
         ``lambda_b``; 1 gives Ren et al.'s Balanced Softmax.
     sample_weight : Tensor of shape (n_samples,), default=None
@@ -95,7 +95,7 @@ class AutoTailLoss(nn.Module):
     .. math::
 
         L = (1 - w_b)\,\mathrm{CE}_\varepsilon(z + \tau m, y)
-            + w_b\,\mathrm{CE}(z + \lambda_b \log(n + \alpha), y)
+            + w_b\,\mathrm{CE}(z + \lambda_b \log \max(n, 1), y)
 
     Parameters
     ----------
@@ -110,8 +110,6 @@ class AutoTailLoss(nn.Module):
         ``w_b``; 0 drops the Balanced Softmax term.
     bs_temperature : float, default=0.25
         ``lambda_b``.
-    prior_alpha : float, default=1.0
-        ``alpha`` inside ``log(n + alpha)``.
 
     See Also
     --------
@@ -123,7 +121,9 @@ class AutoTailLoss(nn.Module):
     -----
     With zero offsets and ``bs_weight=0`` this is the label-smoothed baseline;
     with ``label_smoothing=0`` as well it is plain cross-entropy. The convex mix
-    follows the authors' code (METHOD.md §5).
+    follows the authors' code (``docs/method.md`` §5), and so does the
+    Balanced Softmax offset ``log(max(n_k, 1))`` (§4, Ren et al.'s form): the
+    prior's smoothing ``alpha`` does not enter it.
 
     References
     ----------
@@ -138,7 +138,7 @@ class AutoTailLoss(nn.Module):
     >>> loss = AutoTailLoss(compute_tail_prior(counts).offsets, counts)
     >>> logits = torch.tensor([[2.0, -1.0, 0.5], [0.1, 0.2, -0.3]])
     >>> round(loss(logits, torch.tensor([0, 2])).item(), 4)
-    0.9492
+    0.9523
     """
 
     def __init__(
@@ -149,7 +149,6 @@ class AutoTailLoss(nn.Module):
         label_smoothing: float = 0.05,
         bs_weight: float = 0.1,
         bs_temperature: float = 0.25,
-        prior_alpha: float = 1.0,
     ):
         super().__init__()
         self.label_smoothing = float(label_smoothing)
@@ -157,7 +156,7 @@ class AutoTailLoss(nn.Module):
         self.bs_temperature = float(bs_temperature)
         counts = np.asarray(class_counts, dtype=np.float64)
         self.register_buffer("offsets", torch.as_tensor(np.asarray(offsets), dtype=torch.float32))
-        self.register_buffer("log_prior", torch.as_tensor(np.log(counts + prior_alpha), dtype=torch.float32))
+        self.register_buffer("log_prior", torch.as_tensor(np.log(np.maximum(counts, 1.0)), dtype=torch.float32))
 
     def forward(self, logits, target, sample_weight=None):
         """Compute the loss of a batch.

@@ -69,15 +69,15 @@ def test_balanced_softmax_by_hand():
 
 
 def test_balanced_softmax_has_no_smoothing_and_weights():
-    log_prior = np.log(COUNTS + 1.0)
+    log_prior = np.log(np.maximum(COUNTS, 1.0))
     got = balanced_softmax_loss(_t(LOGITS), _t(TARGET, torch.long), _t(log_prior), 0.25, _t(WEIGHTS))
     expected = _mean(_ce_rows(LOGITS + 0.25 * log_prior, TARGET, eps=0.0), WEIGHTS)
     assert got.item() == pytest.approx(expected, rel=1e-6)
 
 
-def _autotail_by_hand(z, y, offsets, counts, *, eps=0.05, w_b=0.1, lam=0.25, alpha=1.0, w=None):
+def _autotail_by_hand(z, y, offsets, counts, *, eps=0.05, w_b=0.1, lam=0.25, w=None):
     smoothed = _mean(_ce_rows(z + offsets, y, eps), w)
-    balanced = _mean(_ce_rows(z + lam * np.log(counts + alpha), y), w)
+    balanced = _mean(_ce_rows(z + lam * np.log(np.maximum(counts, 1)), y), w)
     return (1 - w_b) * smoothed + w_b * balanced
 
 
@@ -92,18 +92,16 @@ def test_autotail_loss_is_the_convex_mix():
     assert got.item() == pytest.approx(_autotail_by_hand(LOGITS, TARGET, offsets, COUNTS), rel=1e-6)
     # the mix is convex, not L_LS + 0.1 L_BS
     additive = _mean(_ce_rows(LOGITS + offsets, TARGET, 0.05)) + 0.1 * _mean(
-        _ce_rows(LOGITS + 0.25 * np.log(COUNTS + 1), TARGET)
+        _ce_rows(LOGITS + 0.25 * np.log(COUNTS), TARGET)
     )
     assert abs(got.item() - additive) > 1e-2
 
 
 def test_autotail_loss_settings_and_sample_weights():
     offsets = np.array([0.0, -0.3, -0.6])
-    loss = AutoTailLoss(offsets, COUNTS, label_smoothing=0.2, bs_weight=0.4, bs_temperature=0.7, prior_alpha=2.0)
+    loss = AutoTailLoss(offsets, COUNTS, label_smoothing=0.2, bs_weight=0.4, bs_temperature=0.7)
     got = loss(_t(LOGITS), _t(TARGET, torch.long), _t(WEIGHTS))
-    expected = _autotail_by_hand(
-        LOGITS, TARGET, offsets, COUNTS, eps=0.2, w_b=0.4, lam=0.7, alpha=2.0, w=WEIGHTS
-    )
+    expected = _autotail_by_hand(LOGITS, TARGET, offsets, COUNTS, eps=0.2, w_b=0.4, lam=0.7, w=WEIGHTS)
     assert got.item() == pytest.approx(expected, rel=1e-6)
 
 
@@ -162,7 +160,7 @@ def test_gradient_matches_finite_differences():
 
 
 def test_gradient_matches_the_closed_form():
-    # dL/dz = (1 - w_b) (softmax(z + tau m) - q) / n + w_b (softmax(z + lam log(n + a)) - onehot) / n
+    # dL/dz = (1 - w_b) (softmax(z + tau m) - q) / n + w_b (softmax(z + lam log max(n, 1)) - onehot) / n
     z0 = LOGITS
     offsets = np.array([0.0, -0.2, -0.5])
     z = torch.tensor(z0, dtype=torch.float32, requires_grad=True)
@@ -172,6 +170,18 @@ def test_gradient_matches_the_closed_form():
     onehot = np.eye(3)[TARGET]
     expected = (
         0.9 * (np.exp(_log_softmax(z0 + offsets)) - q)
-        + 0.1 * (np.exp(_log_softmax(z0 + 0.25 * np.log(COUNTS + 1))) - onehot)
+        + 0.1 * (np.exp(_log_softmax(z0 + 0.25 * np.log(np.maximum(COUNTS, 1)))) - onehot)
     ) / len(z0)
     np.testing.assert_allclose(z.grad.numpy(), expected, rtol=1e-5, atol=1e-7)
+
+
+def test_balanced_softmax_offset_is_log_of_the_count_clamped_at_one():
+    """METHOD.md §4: ``log(max(n_k, 1))``; a class absent from training gets offset 0."""
+    counts = np.array([40, 9, 0])
+    loss = AutoTailLoss(np.zeros(3), counts)
+    np.testing.assert_allclose(loss.log_prior.numpy(), [np.log(40), np.log(9), 0.0], rtol=1e-6)
+    z = np.array([[0.3, -0.2, 1.1]])
+    got = AutoTailLoss(np.zeros(3), counts, label_smoothing=0.0, bs_weight=1.0)(_t(z), _t(np.array([2]), torch.long))
+    shifted = z + 0.25 * np.array([np.log(40), np.log(9), 0.0])
+    expected = -(shifted[0, 2] - np.log(np.exp(shifted[0]).sum()))
+    assert got.item() == pytest.approx(expected, rel=1e-6)
