@@ -16,7 +16,7 @@ from sktail._feature_cache import FeatureCache, text_keys
 from sktail.encoders._base import TextClassifierNetwork
 from sktail.encoders._hf import HFEncoder
 from sktail.objective import AutoTailLoss
-from sktail.training import CachedFeatures, TopLayers, Trainer, TrainingConfig, regimes
+from sktail.training import CachedFeatures, TopLayers, Trainer, TrainingConfig, cached_features, regimes
 
 from .conftest import FAST_BAG, write_tiny_bert
 
@@ -100,7 +100,7 @@ def test_head_fgm_perturbs_the_batch_features():
     """One HeadTrainer step holds grad L(X) + w_adv * grad L(X + eps g/||g||)."""
     torch.manual_seed(0)
     n_classes, hidden = 3, 5
-    network = TextClassifierNetwork(regimes.CachedFeatureNetwork(hidden), n_classes, dropout=0.0)
+    network = TextClassifierNetwork(cached_features.CachedFeatureNetwork(hidden), n_classes, dropout=0.0)
     loss_fn = AutoTailLoss(np.zeros(n_classes), np.array([6, 3, 1]), label_smoothing=0.05, bs_weight=0.1)
     config = TrainingConfig(epochs=1, batch_size=4, learning_rate=1e-3, fgm_epsilon=0.3, fgm_weight=0.5)
     trainer = Trainer(network, None, loss_fn, config, np.random.RandomState(0), regime=CachedFeatures())
@@ -272,7 +272,7 @@ def test_standardization_folds_exactly_into_the_head():
     rng = np.random.RandomState(0)
     features = (3.0 + 0.05 * rng.randn(50, 6)).astype(np.float32)
     features[:, 2] = 1.5  # a constant dimension keeps scale 1
-    mean, scale = regimes.standardization(features)
+    mean, scale = cached_features.standardization(features)
     assert scale[2] == 1.0
     standardized = (features - mean) / scale
     np.testing.assert_allclose(standardized[:, [0, 1, 3]].std(axis=0), 1.0, rtol=1e-4)
@@ -280,7 +280,7 @@ def test_standardization_folds_exactly_into_the_head():
     head = torch.nn.Linear(6, 3)
     with torch.no_grad():
         expected = head(torch.from_numpy(standardized)).numpy()
-    regimes.fold_standardization(head, mean, scale)
+    cached_features.fold_standardization(head, mean, scale)
     with torch.no_grad():
         folded = head(torch.from_numpy(features)).numpy()
     np.testing.assert_allclose(folded, expected, rtol=1e-4, atol=1e-4)

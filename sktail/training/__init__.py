@@ -1,7 +1,8 @@
 """Training: one loop with pluggable regimes, parallel strategies and callbacks.
 
 * :mod:`~sktail.training.loop`: :class:`Trainer`, the loop itself;
-* :mod:`~sktail.training.regimes`: all layers, top ``k`` layers, head on cached features;
+* :mod:`~sktail.training.regimes`: all layers, top ``k`` layers;
+* :mod:`~sktail.training.cached_features`: the head on features computed once;
 * :mod:`~sktail.training.parallel`: this process alone or one rank of a DDP job;
 * :mod:`~sktail.training.process_group`: joining ``torch.distributed``;
 * :mod:`~sktail.training.callbacks`: best epoch, epoch log, progress bar,
@@ -10,12 +11,13 @@
 * :mod:`~sktail.training.optim`: batch order, optimizer, schedule.
 """
 
+from .cached_features import CachedFeatures
 from .callbacks import BestEpoch, Callback, Checkpoint, EpochLog, ProgressBar, observe
 from .checkpoint import Checkpointer, fit_fingerprint
 from .loop import Trainer, TrainingConfig, TrainingState
 from .optim import build_optimizer, length_bucketed_batches, linear_warmup_decay
 from .parallel import DataParallel, NonFiniteError, SingleProcess, shard_rows
-from .regimes import AllLayers, CachedFeatures, Regime, TopLayers, regime_for
+from .regimes import AllLayers, Regime, TopLayers, regime_for
 
 __all__ = [
     "AllLayers",
