@@ -11,7 +11,7 @@ e5-small on a GPU, three seeds, AutoTail configurations only::
     python -m benchmarks.csl DATA --encoder e5-small --device cuda --seeds 13 42 3407 \\
         --configs baseline full --out benchmarks/out/title-e5
 
-The paper's configuration (METHOD.md §7; MacBERT-base weights and a GPU)::
+The paper's configuration (docs/method.md §7; MacBERT-base weights and a GPU)::
 
     python -m benchmarks.csl DATA --paper --out benchmarks/out/title-macbert
 

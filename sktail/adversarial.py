@@ -1,4 +1,4 @@
-"""Fast Gradient Method (FGM) adversarial training on word embeddings (METHOD.md §6)."""
+"""Fast Gradient Method (FGM) adversarial training on word embeddings (docs/method.md §6)."""
 
 from __future__ import annotations
 

@@ -300,7 +300,7 @@ def model_summary(clf):
     -------
     dict
         Encoder, classes with training counts (counted after the validation
-        hold-out), membership of the prior tail set (``tail``: METHOD.md's
+        hold-out), membership of the prior tail set (``tail``: docs/method.md's
         median rule, the classes that get a prior offset) and frequency band
         (``frequency_band``: thirds of the classes by count, as in ``sktail
         evaluate``), gate, resolved settings, parameters that differ from the

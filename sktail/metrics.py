@@ -1,4 +1,4 @@
-"""Evaluation metrics for long-tailed classification (METHOD.md section 8).
+"""Evaluation metrics for long-tailed classification (docs/method.md section 8).
 
 Overall scores (accuracy, macro-F1, balanced accuracy) come from scikit-learn.
 This module adds what the evaluation protocol needs on top of them: accuracy
@@ -7,7 +7,7 @@ McNemar test on paired predictions, and a JSON-ready report.
 
 A *frequency band* here (tail, mid, head: thirds of the classes sorted by
 training count) is an evaluation view. It is not the *prior tail set* of
-METHOD.md section 3 (``clf.tail_classes_``, the classes at or below the median
+docs/method.md section 3 (``clf.tail_classes_``, the classes at or below the median
 count, which get the tail-prior offset in training): on the CSL title split the
 prior tail set has 7 classes and the tail band 5. Pass the counts the model was
 trained on (``clf.class_counts_``, counted after its validation hold-out).
@@ -225,7 +225,7 @@ def frequency_bands(class_counts, n_bands=3):
     a multiple of `n_bands`, the first ``K % n_bands`` bands, starting from the
     tail, get one class more. Thirteen classes in three bands give 5 tail, 4
     mid and 4 head classes. The tail band is not the prior tail set
-    (``clf.tail_classes_``, the median rule of METHOD.md section 3), which on
+    (``clf.tail_classes_``, the median rule of docs/method.md section 3), which on
     those thirteen CSL classes holds 7.
 
     Parameters
@@ -404,7 +404,7 @@ def mcnemar_exact(y_true, pred_a, pred_b):
 
     Notes
     -----
-    To pool several seeds (METHOD.md section 8), concatenate the runs: repeat
+    To pool several seeds (docs/method.md section 8), concatenate the runs: repeat
     `y_true` once per seed and concatenate each model's predictions in the
     same seed order, so that row ``i`` of `pred_a` and `pred_b` comes from the
     same seed and example.

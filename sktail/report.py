@@ -1,6 +1,6 @@
 """Evaluation reports: scores, frequency bands, per-class table, plots and markdown.
 
-:func:`build_report` gathers the scores of METHOD.md section 8 for one set of
+:func:`build_report` gathers the scores of docs/method.md section 8 for one set of
 predictions (overall accuracy, macro-F1, balanced accuracy, accuracy in the
 tail/mid/head frequency bands of the training counts) together with a per-class table
 and the confusion matrix. :func:`format_report` renders it as plain text,
@@ -11,8 +11,8 @@ drawn by :func:`plot_confusion_matrix` and :func:`plot_per_class_accuracy`.
 
 Two notions of "tail" meet here; the report keeps their names apart. A **frequency
 band** (tail, mid, head) is a third of the classes sorted by training count
-(METHOD.md section 8, an evaluation view). The **prior tail set** is the classes whose
-count is at most the median count (METHOD.md section 3, ``clf.tail_classes_``): those
+(docs/method.md section 8, an evaluation view). The **prior tail set** is the classes whose
+count is at most the median count (docs/method.md section 3, ``clf.tail_classes_``): those
 that get the tail-prior offset during training. On the CSL title split the prior tail
 set has 7 classes, the tail band 5. Both use the counts the model was trained on, i.e.
 after its validation hold-out (``clf.class_counts_``).

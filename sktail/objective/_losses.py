@@ -1,4 +1,4 @@
-"""The AutoTail-BSFGM supervised loss (METHOD.md §1, §4, §5).
+"""The AutoTail-BSFGM supervised loss (docs/method.md §1, §4, §5).
 
 Each term has a pure core that takes tensors and returns a tensor, so it can be
 tested against hand-computed numbers without a model. :class:`AutoTailLoss`

@@ -1,6 +1,6 @@
 """The automatic imbalance gate, the tail set and the tail prior.
 
-Pure functions of the per-class training counts (METHOD.md §2-§3). Nothing here
+Pure functions of the per-class training counts (docs/method.md §2-§3). Nothing here
 touches torch, so each quantity can be checked by hand.
 """
 
@@ -48,7 +48,7 @@ def imbalance_index(class_counts) -> float:
     Notes
     -----
     ``p_k = n_k / N`` and ``H_norm = -sum_k p_k log(p_k + 1e-12) / log(K)``
-    (METHOD.md §2).
+    (docs/method.md §2).
 
     Examples
     --------
@@ -141,7 +141,7 @@ class TailPrior:
     Attributes
     ----------
     imbalance_index : float
-        ``I`` of METHOD.md §2.
+        ``I`` of docs/method.md §2.
     gate_on : bool
         Whether the tail prior is applied.
     tail_mask : ndarray of bool
@@ -178,7 +178,7 @@ def compute_tail_prior(
     tail_gate : {"auto", True, False}, default="auto"
         ``"auto"`` turns the prior on iff ``I >= threshold``; a bool forces it.
     threshold : float, default=0.1
-        ``gamma`` of METHOD.md §2.
+        ``gamma`` of docs/method.md §2.
     tau : float, default=0.15
         Strength of the prior.
     alpha : float, default=1.0

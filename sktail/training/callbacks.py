@@ -105,7 +105,7 @@ class BestEpoch(Callback):
     Parameters
     ----------
     monitor : str, default="val_accuracy"
-        Key of the epoch record to maximise (METHOD.md's rule: accuracy).
+        Key of the epoch record to maximise (docs/method.md's rule: accuracy).
         Without validation data the last epoch is kept.
     """
 
