@@ -35,6 +35,8 @@ from pathlib import Path
 import numpy as np
 
 from ._atomic import atomic_write, check_destination
+from ._typed_json import from_json as _from_json
+from ._typed_json import to_json as _to_json
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "ModelFileError", "load", "save"]
 
@@ -68,61 +70,6 @@ MAX_SAFETENSORS_HEADER_BYTES = 16 << 20
 
 class ModelFileError(ValueError):
     """Raised when a file is not a valid sktail model file (foreign, truncated or altered)."""
-
-
-# -- typed JSON for fitted attributes ----------------------------------------------
-_ARRAY_KINDS = "biufU"
-
-
-def _to_json(value, where: str):
-    """Encode ``value`` as JSON data that :func:`_from_json` turns back into an equal object."""
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, np.ndarray):
-        if value.dtype == object:
-            if value.ndim != 1:
-                raise TypeError(f"cannot save {where}: object arrays must be 1-D.")
-            return {"__ndarray__": [_to_json(v, where) for v in value.tolist()], "dtype": "object"}
-        if value.dtype.kind not in _ARRAY_KINDS:
-            raise TypeError(f"cannot save {where}: arrays of dtype {value.dtype} are not supported.")
-        return {"__ndarray__": value.tolist(), "dtype": value.dtype.str, "shape": list(value.shape)}
-    if isinstance(value, np.generic):
-        if value.dtype.kind not in _ARRAY_KINDS:
-            raise TypeError(f"cannot save {where}: numpy scalars of dtype {value.dtype} are not supported.")
-        return {"__npscalar__": value.item(), "dtype": value.dtype.str}
-    if isinstance(value, (int, float)):
-        return value
-    if isinstance(value, (list, tuple)):
-        return [_to_json(v, where) for v in value]
-    if isinstance(value, dict):
-        if not all(isinstance(k, str) for k in value):
-            raise TypeError(f"cannot save {where}: dictionary keys must be str.")
-        return {k: _to_json(v, where) for k, v in value.items()}
-    raise TypeError(f"cannot save {where}: values of type {type(value).__name__} are not supported.")
-
-
-def _dtype(text) -> np.dtype:
-    dtype = np.dtype(str(text))
-    if dtype.kind not in _ARRAY_KINDS:
-        raise ModelFileError(f"model.json names the unsupported dtype {text!r}.")
-    return dtype
-
-
-def _from_json(value):
-    if isinstance(value, list):
-        return [_from_json(v) for v in value]
-    if not isinstance(value, dict):
-        return value
-    if "__ndarray__" in value:
-        items = value["__ndarray__"]
-        if value["dtype"] == "object":
-            out = np.empty(len(items), dtype=object)
-            out[:] = [_from_json(v) for v in items]
-            return out
-        return np.array(items, dtype=_dtype(value["dtype"])).reshape(value["shape"])
-    if "__npscalar__" in value:
-        return _dtype(value["dtype"]).type(value["__npscalar__"])
-    return {k: _from_json(v) for k, v in value.items()}
 
 
 # -- writing -------------------------------------------------------------------------
@@ -290,8 +237,9 @@ def _check_sizes(infos: dict, manifest: dict) -> None:
             )
         if sizes is not None and sizes[name] != info.file_size:
             raise ModelFileError(
-                f"{name} declares {info.file_size} bytes in the zip header but {sizes[name]!r} in the "
-                "manifest: the model file was altered or corrupted."
+                f"checksum mismatch for {name}: its zip header declares {info.file_size} bytes but the "
+                f"manifest records {sizes[name]!r}, so its SHA-256 cannot match; the model file was "
+                "altered or corrupted."
             )
         if name == _WEIGHTS:
             if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
@@ -399,8 +347,9 @@ def _expected_tensors(estimator, n_entries: int) -> dict:
             budget[kind] -= 1
             if budget[kind] < 0:
                 raise ModelFileError(
-                    f"model.json's encoder configuration builds far more {kind} than network.safetensors "
-                    f"holds tensors ({n_entries}): the configuration does not match the weights."
+                    "the model file is inconsistent: network.safetensors does not match the encoder "
+                    f"configuration (model.json, encoder/), which builds far more {kind} than the "
+                    f"weights hold tensors ({n_entries})."
                 )
         return hook
 
@@ -428,15 +377,17 @@ def _weights(estimator, buffer) -> dict:
     if set(entries) != set(expected):
         missing, unexpected = sorted(set(expected) - set(entries)), sorted(set(entries) - set(expected))
         raise ModelFileError(
-            f"network.safetensors does not match model.json: the configuration builds tensors the weights "
-            f"lack {missing[:5]} and the weights hold tensors it does not build {unexpected[:5]}."
+            "the model file is inconsistent: network.safetensors does not match the encoder "
+            f"configuration, which builds tensors the weights lack {missing[:5]}, while the weights "
+            f"hold tensors it does not build {unexpected[:5]}."
         )
     for name, (shape, dtype) in expected.items():
         entry = entries[name]
         if entry.shape != shape or entry.dtype != dtype:
             raise ModelFileError(
-                f"network.safetensors does not match model.json: {name} is {str(entry.dtype)[6:]} "
-                f"{list(entry.shape)} in the weights but the configuration builds {str(dtype)[6:]} {list(shape)}."
+                "the model file is inconsistent: network.safetensors does not match the encoder "
+                f"configuration: {name} is {str(entry.dtype)[6:]} {list(entry.shape)} in the weights "
+                f"but the configuration builds {str(dtype)[6:]} {list(shape)}."
             )
     return tensors_from_buffer(buffer, entries)
 

@@ -132,18 +132,25 @@ def test_atomic_write_replaces_only_when_complete(tmp_path):
 
 
 # -- rejected files --------------------------------------------------------------------
-def _rewrite(path, change, *, fix_checksums=False):
-    """Rewrite a model file through ``change(members) -> members``."""
+def _rewrite(path, change, *, fix_checksums=False, compression=None):
+    """Rewrite a model file through ``change(members) -> members``.
+
+    ``fix_checksums`` recomputes the manifest's checksums and sizes;
+    ``compression`` maps member names to a zip compression (default stored).
+    """
+    compression = compression or {}
     with zipfile.ZipFile(path) as archive:
         members = {name: archive.read(name) for name in archive.namelist()}
     members = change(members)
     if fix_checksums:
         manifest = json.loads(members["manifest.json"])
         manifest["files"] = {n: hashlib.sha256(d).hexdigest() for n, d in members.items() if n != "manifest.json"}
+        if "sizes" in manifest:
+            manifest["sizes"] = {n: len(d) for n, d in members.items() if n != "manifest.json"}
         members["manifest.json"] = json.dumps(manifest).encode()
     with zipfile.ZipFile(path, "w") as archive:
         for name, data in members.items():
-            archive.writestr(name, data)
+            archive.writestr(name, data, compress_type=compression.get(name, zipfile.ZIP_STORED))
     return path
 
 
@@ -333,3 +340,216 @@ def test_model_files_follow_the_umask_and_keep_an_existing_mode(bag_model, tmp_p
         os.umask(previous)
     assert stat.S_IMODE(new.stat().st_mode) == expected
     assert stat.S_IMODE(existing.stat().st_mode) == 0o644
+
+
+# -- loading limits: declared sizes, bounded reads, shapes checked before allocation -------------
+def _inflating(path, name, extra_bytes):
+    """Rewrite ``path`` so that member ``name`` inflates to ``extra_bytes`` more (spaces after its JSON)."""
+    with zipfile.ZipFile(path) as archive:
+        members = {n: archive.read(n) for n in archive.namelist()}
+    with zipfile.ZipFile(path, "w") as archive:
+        for member, data in members.items():
+            if member != name:
+                archive.writestr(member, data)
+                continue
+            info = zipfile.ZipInfo(member)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with archive.open(info, "w") as handle:
+                handle.write(data)
+                for _ in range(extra_bytes >> 20):
+                    handle.write(b" " * (1 << 20))
+    return path
+
+
+def _peak_python_memory(call):
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        call()
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+def test_a_decompression_bomb_is_refused_from_its_declared_size(model_file):
+    import time
+
+    _inflating(model_file, "model.json", 80 << 20)  # 80 MB of spaces: over the 64 MB limit
+    assert model_file.stat().st_size < 1 << 20
+    started = time.perf_counter()
+    errors = []
+
+    def attempt():
+        with pytest.raises(ModelFileError, match="model.json declares 8\\d+ bytes, over the limit of 67108864"):
+            load(model_file)
+        errors.append(time.perf_counter() - started)
+
+    assert _peak_python_memory(attempt) < 4 << 20
+    assert errors[0] < 2
+
+
+def test_a_member_is_never_read_past_its_declared_size(model_file):
+    _inflating(model_file, "model.json", 48 << 20)  # under the limit, but unlike the manifest's size
+    with pytest.raises(ModelFileError, match="checksum mismatch for model.json: its zip header declares"):
+        load(model_file)
+    # Make the central directory lie: it declares the manifest's size for a stream that
+    # inflates to 48 MB more. Reading stops at the declared size.
+    with zipfile.ZipFile(model_file) as archive:
+        declared = json.loads(archive.read("manifest.json"))["sizes"]["model.json"]
+    data = bytearray(model_file.read_bytes())
+    entry = next(i for i in _all(data, b"PK\x01\x02") if data[i + 46:i + 56] == b"model.json")
+    data[entry + 24:entry + 28] = declared.to_bytes(4, "little")
+    model_file.write_bytes(bytes(data))
+    with zipfile.ZipFile(model_file) as archive:
+        assert archive.getinfo("model.json").file_size == declared
+    errors = []
+
+    def attempt():
+        with pytest.raises(ModelFileError, match="corrupted|checksum mismatch") as error:
+            load(model_file)
+        errors.append(error)
+
+    assert _peak_python_memory(attempt) < 8 << 20 and errors  # never the 48 MB
+
+
+def _all(data, needle):
+    start = data.find(needle)
+    while start >= 0:
+        yield start
+        start = data.find(needle, start + 1)
+
+
+@pytest.mark.parametrize(
+    "limit, value, message",
+    [
+        ("MAX_MEMBERS", 3, "has 4 members; a model file has at most 3"),
+        ("MAX_MANIFEST_BYTES", 100, "manifest.json declares"),
+        ("MAX_MODEL_JSON_BYTES", 1000, "model.json declares .* over the limit of 1000"),
+        ("MAX_ENCODER_FILE_BYTES", 100, "encoder/vocabulary.json declares .* over the limit of 100"),
+        ("MAX_DATA_BYTES", 2000, "declare .* bytes in all, over the limit of 2000"),
+        ("MAX_WEIGHTS_BYTES", 1000, "network.safetensors declares .* over the limit of 1000"),
+        ("MAX_SAFETENSORS_HEADER_BYTES", 10, "declares a .*-byte header \\(limit 10"),
+    ],
+)
+def test_every_loading_limit_is_enforced(model_file, monkeypatch, limit, value, message):
+    import sktail._persistence as persistence
+
+    monkeypatch.setattr(persistence, limit, value)
+    with pytest.raises(ModelFileError, match=message):
+        load(model_file)
+
+
+def test_compressed_weights_are_refused(model_file):
+    _rewrite(model_file, lambda m: m, compression={"network.safetensors": zipfile.ZIP_DEFLATED})
+    with pytest.raises(ModelFileError, match="network.safetensors is compressed"):
+        load(model_file)
+
+
+def _never_build_the_real_network(monkeypatch):
+    def fail(self, state_dict):
+        raise AssertionError("the network was built before its shapes were checked")
+
+    monkeypatch.setattr(AutoTailClassifier, "_network_from_state_dict", fail)
+
+
+def _safetensors_with_header(data, change):
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + size])
+    change(header)
+    raw = json.dumps(header).encode()
+    raw += b" " * (-(8 + len(raw)) % 8)
+    return len(raw).to_bytes(8, "little") + raw + data[8 + size:]
+
+
+BAG_TAMPERED = [
+    ("embedding-dim", _edit_json("model.json", lambda d: d["encoder"]["config"].update(embedding_dim=503159)),
+     r"encoder.bag.weight is float32 \[\d+, 8\] in the weights but the configuration builds float32 \[\d+, 503159\]"),
+    ("vocabulary", lambda m: {**m, "encoder/vocabulary.json": json.dumps(
+        json.loads(m["encoder/vocabulary.json"]) + [f"t{i}" for i in range(100_000)]).encode()},
+     r"encoder.bag.weight is float32 \[\d+, 8\] in the weights but the configuration builds float32 \[100\d+, 8\]"),
+    ("classes", _edit_json("model.json", lambda d: d["fitted"]["classes_"]["__ndarray__"].extend(["x"] * 1000)),
+     r"head.weight is float32 \[3, 8\] in the weights but the configuration builds float32 \[1003, 8\]"),
+    ("header-shape", lambda m: {**m, "network.safetensors": _safetensors_with_header(
+        m["network.safetensors"], lambda h: h["head.bias"].update(shape=[1, 3]))},
+     r"head.bias is float32 \[1, 3\] in the weights but the configuration builds float32 \[3\]"),
+    ("header-offsets", lambda m: {**m, "network.safetensors": _safetensors_with_header(
+        m["network.safetensors"], lambda h: h["head.bias"].update(data_offsets=[0, 1 << 40]))},
+     r"does not fit its data range"),
+    ("header-extra-tensor", lambda m: {**m, "network.safetensors": _safetensors_with_header(
+        m["network.safetensors"], lambda h: h.update(extra={"dtype": "F32", "shape": [0], "data_offsets": [0, 0]}))},
+     r"hold tensors it does not build \['extra'\]"),
+]
+
+
+@pytest.mark.parametrize("change, message", [c[1:] for c in BAG_TAMPERED], ids=[c[0] for c in BAG_TAMPERED])
+def test_shapes_are_checked_against_the_weights_before_allocating(model_file, monkeypatch, change, message):
+    _rewrite(model_file, change, fix_checksums=True)
+    _never_build_the_real_network(monkeypatch)
+    with pytest.raises(ModelFileError, match=message):
+        load(model_file)
+
+
+@pytest.fixture(scope="module")
+def bert_model(tiny_bert_dir, corpus):
+    return AutoTailClassifier(
+        encoder=str(tiny_bert_dir), epochs=1, batch_size=8, learning_rate=1e-3, validation_fraction=None,
+        random_state=0,
+    ).fit(*corpus)
+
+
+@pytest.fixture
+def bert_file(bert_model, tmp_path):
+    return bert_model.save(tmp_path / "bert.sktail")
+
+
+HF_TAMPERED = [
+    ("hidden-size", {"hidden_size": 503160, "intermediate_size": 503160}, r"word_embeddings.weight is float32 \[\d+, 32\]"),
+    ("vocab-size", {"vocab_size": 50_000_000}, r"word_embeddings.weight is float32 \[\d+, 32\] .* \[50000000, 32\]"),
+    ("positions", {"max_position_embeddings": 40_000_000}, r"position_embeddings.weight is float32 \[128, 32\]"),
+    ("intermediate", {"intermediate_size": 1 << 24}, r"intermediate.dense.weight is float32 \[64, 32\]"),
+    ("layers", {"num_hidden_layers": 1_000_000}, r"builds far more (modules|parameters) than the weights hold"),
+    ("fewer-layers", {"num_hidden_layers": 1}, r"the weights hold tensors it does not build \['encoder.model.encoder.layer.1"),
+    ("heads", {"num_attention_heads": 7}, r"inconsistent"),
+]
+
+
+@pytest.mark.parametrize("config, message", [c[1:] for c in HF_TAMPERED], ids=[c[0] for c in HF_TAMPERED])
+def test_hugging_face_config_is_checked_against_the_weights(bert_file, monkeypatch, config, message):
+    import time
+
+    _rewrite(bert_file, _edit_json("encoder/config.json", lambda d: d.update(config)), fix_checksums=True)
+    _never_build_the_real_network(monkeypatch)
+    started = time.perf_counter()
+    with pytest.raises(ModelFileError, match=message):
+        load(bert_file)
+    assert time.perf_counter() - started < 10
+
+
+def test_a_hugging_face_bomb_is_refused(bert_file):
+    _inflating(bert_file, "encoder/tokenizer.json", 80 << 20)
+    with pytest.raises(ModelFileError, match="encoder/tokenizer.json declares .* over the limit"):
+        load(bert_file)
+
+
+@pytest.mark.parametrize("model", ["bag_model", "bert_model"])
+def test_the_meta_network_matches_the_real_one(request, model):
+    from sktail._persistence import _expected_tensors
+
+    clf = request.getfixturevalue(model)
+    real = clf.network_.state_dict()
+    expected = _expected_tensors(clf, len(real))
+    assert expected == {name: (tuple(t.shape), t.dtype) for name, t in real.items()}
+
+
+def test_joblib_and_pickle_files_are_named_as_such(bag_model, tmp_path):
+    import joblib
+
+    for path, dump in [(tmp_path / "m.joblib", joblib.dump), (tmp_path / "m.pkl", None)]:
+        if dump is None:
+            path.write_bytes(pickle.dumps(bag_model))
+        else:
+            dump(bag_model, path)
+        with pytest.raises(ModelFileError, match="looks like a pickle/joblib file. Load it with joblib.load"):
+            load(path)
