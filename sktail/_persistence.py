@@ -114,7 +114,8 @@ def _members(estimator) -> dict:
         "encoder": {"type": _encoder_type(encoder), "config": encoder_config, "files": sorted(encoder_files)},
     }
     members = {_MODEL: json.dumps(model, indent=1, sort_keys=True).encode("utf-8"), _WEIGHTS: _weights_bytes(estimator.network_)}
-    members.update({_ENCODER_DIR + name: data for name, data in encoder_files.items()})
+    # In name order: the same model gives the same bytes whatever order the encoder listed them in.
+    members.update({_ENCODER_DIR + name: encoder_files[name] for name in sorted(encoder_files)})
     return members
 
 

@@ -553,3 +553,17 @@ def test_joblib_and_pickle_files_are_named_as_such(bag_model, tmp_path):
             dump(bag_model, path)
         with pytest.raises(ModelFileError, match="looks like a pickle/joblib file. Load it with joblib.load"):
             load(path)
+
+
+@pytest.mark.parametrize("prune", [False, True])
+def test_hugging_face_model_files_are_byte_stable(tiny_bert_dir, corpus, tmp_path, prune):
+    clf = AutoTailClassifier(
+        encoder=str(tiny_bert_dir), epochs=1, batch_size=8, validation_fraction=None, random_state=0,
+        encoder_options={"prune_vocabulary": prune},
+    ).fit(*corpus)
+    first = clf.save(tmp_path / "first.sktail").read_bytes()
+    assert clf.save(tmp_path / "again.sktail").read_bytes() == first
+    restored = load(tmp_path / "first.sktail")
+    assert restored.save(tmp_path / "second.sktail").read_bytes() == first
+    assert load(tmp_path / "second.sktail").save(tmp_path / "third.sktail").read_bytes() == first
+    assert pickle.loads(pickle.dumps(restored)).save(tmp_path / "pickled.sktail").read_bytes() == first

@@ -388,7 +388,14 @@ class HFEncoder(TextEncoder):
 
     # -- saving without pickle: JSON settings plus the tokenizer and config files -----
     def to_config(self):
-        """Settings (name, pruning ids) and the tokenizer files plus ``config.json``."""
+        """Settings (name, pruning ids) and the tokenizer files plus ``config.json``.
+
+        The files are serialised once, on the first call, and the same bytes
+        are returned from then on; an encoder rebuilt by :meth:`from_config`
+        returns the bytes it was rebuilt from. Re-serialising a reloaded
+        tokenizer would add keys to ``tokenizer_config.json``, so without this
+        a load-then-save would not give the same model file.
+        """
         if self._config is None:
             raise ValueError(f"encoder {self.name!r} has no network configuration yet; fit it first.")
         config = {
@@ -396,7 +403,10 @@ class HFEncoder(TextEncoder):
             "force_bert": bool(self._bert_classes),
             "kept_ids": None if self._kept_ids is None else self._kept_ids.tolist(),
         }
-        return config, self._files()
+        files = self.__dict__.get("_saved_files")
+        if files is None:
+            files = self._saved_files = dict(sorted(self._files().items()))
+        return config, dict(files)
 
     @classmethod
     def from_config(cls, config, files):
@@ -413,6 +423,7 @@ class HFEncoder(TextEncoder):
                 Path(tmp, name).write_bytes(data)
             encoder._tokenizer = encoder._load_tokenizer(tmp)
             encoder._config = encoder._load_config(tmp)
+        encoder._saved_files = {name: bytes(data) for name, data in files.items()}  # saved as read
         kept = config.get("kept_ids")
         if kept is not None:
             kept = np.asarray(kept, dtype=np.int64)
