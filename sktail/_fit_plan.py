@@ -23,7 +23,6 @@ from sklearn.utils import check_random_state
 from ._split import stratified_holdout
 from ._validation import check_labels, check_sample_weight, check_texts, label_kind
 from .devices import resolve_device, resolve_precision
-from .encoders._base import TextClassifierNetwork
 from .encoders._registry import make_encoder
 from .objective import AutoTailLoss, compute_tail_prior
 from .training import Trainer, TrainingConfig, regime_for
@@ -270,7 +269,7 @@ def train(plan: FitPlan):
     fork_devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=fork_devices):
         torch.manual_seed(plan.seed)
-        network = TextClassifierNetwork(plan.encoder.build_network(), len(plan.classes), params["dropout"])
+        network = plan.encoder.build_classifier(len(plan.classes), params["dropout"])
         trainer = Trainer(network, plan.encoder, plan.loss_fn, config, plan.rng, plan.checkpointer,
                           regime=plan.regime, parallel=parallel)
         try:

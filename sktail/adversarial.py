@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 
 import torch
@@ -28,7 +29,7 @@ def fgm_perturbation(grad: torch.Tensor, epsilon: float) -> torch.Tensor | None:
     norm = torch.linalg.vector_norm(grad.float())
     # One host sync per step: the skip rule needs the norm's value.
     norm_value = float(norm)
-    if norm_value == 0.0 or not torch.isfinite(norm):
+    if norm_value == 0.0 or not math.isfinite(norm_value):
         return None
     return (epsilon / norm_value) * grad.to(torch.float32)
 

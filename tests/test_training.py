@@ -213,3 +213,37 @@ def test_device_resolution():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             resolve_device("cuda")
+
+
+# -- host-device synchronisation -------------------------------------------------------
+_SYNCING = ("item", "tolist", "cpu", "numpy", "__float__", "__int__", "__bool__")
+
+
+def _count_syncs(monkeypatch):
+    """Count the calls of the tensor methods that make the host wait for the device."""
+    counts = {name: 0 for name in _SYNCING}
+    for name in _SYNCING:
+        original = getattr(torch.Tensor, name)
+
+        def spy(self, *args, __original=original, __name=name, **kwargs):
+            counts[__name] += 1
+            return __original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, spy)
+    return counts
+
+
+@pytest.mark.parametrize("fgm_epsilon, accumulation", [(0.0, 1), (0.3, 1), (0.3, 2)])
+def test_an_epoch_synchronises_once_per_optimizer_step_and_once_per_fgm_pass(monkeypatch, fgm_epsilon, accumulation):
+    encoder, ids, network = tiny_setup()
+    trainer = tiny_trainer(network, encoder, fgm_epsilon=fgm_epsilon, batch_size=2,
+                           grad_accumulation_steps=accumulation)
+    n_batches = math.ceil(len(ids) / 2)
+    n_steps = math.ceil(n_batches / accumulation)
+    counts = _count_syncs(monkeypatch)
+    trainer.run_epoch(ids, LABELS)
+    monkeypatch.undo()
+    # One readback of (loss, gradient norm) per optimizer step; FGM's skip rule
+    # reads its norm once per batch. Nothing else in the step waits for the device.
+    fgm_reads = n_batches if fgm_epsilon else 0
+    assert sum(counts.values()) == n_steps + fgm_reads, counts

@@ -221,6 +221,46 @@ class TextEncoder(ABC):
         EncoderNetwork
         """
 
+    def build_classifier(self, n_classes: int, dropout: float, *, pretrained: bool = True) -> nn.Module:
+        """The whole classifier network: this encoder's network, dropout, a linear head.
+
+        Families whose pooled output is not a dense vector (a sparse lexical
+        channel, say) override this to return their own encoder + dropout +
+        linear head module with the same interface (``forward(batch) ->
+        logits``, ``head.out_features``).
+
+        Parameters
+        ----------
+        n_classes : int
+            Number of logits.
+        dropout : float
+            Dropout on the pooled output.
+        pretrained : bool, default=True
+            As for :meth:`build_network`.
+
+        Returns
+        -------
+        torch.nn.Module
+        """
+        return TextClassifierNetwork(self.build_network(pretrained=pretrained), n_classes, dropout)
+
+    def make_regime(self, train_encoder, feature_cache=None):
+        """The training regime this family needs, or None for the usual ones.
+
+        Parameters
+        ----------
+        train_encoder : {"all", "none"} or int
+            The classifier's parameter.
+        feature_cache : None, str, os.PathLike or joblib.Memory, default=None
+            The classifier's parameter.
+
+        Returns
+        -------
+        Regime or None
+            None: :func:`sktail.training.regime_for` picks the regime.
+        """
+        return None
+
     def pad_id(self) -> int:
         """The id used for padding.
 

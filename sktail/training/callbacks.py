@@ -52,7 +52,7 @@ class Callback:
             Index of the first batch run (above 0 when resuming mid-epoch).
         """
 
-    def on_batch_end(self, trainer, index: int, loss: float) -> None:
+    def on_batch_end(self, trainer, index: int, loss) -> None:
         """After the clean (and adversarial) pass of one batch.
 
         Parameters
@@ -60,8 +60,9 @@ class Callback:
         trainer : Trainer
         index : int
             0-based index of the batch in the epoch.
-        loss : float
-            The batch's clean loss.
+        loss : Tensor
+            The batch's clean loss, on the device (reading it, e.g. with
+            ``float(loss)``, waits for the device).
         """
 
     def on_optimizer_step(self, trainer) -> None:

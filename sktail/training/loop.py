@@ -13,6 +13,7 @@ every way of training. What varies is handed to it:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import warnings
@@ -89,6 +90,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.use_scaler)
         self.scheduler = None
         self.forward_passes = 0
+        self.pending_loss, self.step_loss = None, 0.0
         self.model = self.parallel.setup(self.network)
         self.callbacks = [BestEpoch(), EpochLog(), ProgressBar()] if callbacks is None else list(callbacks)
         if checkpointer is not None:
@@ -113,10 +115,14 @@ class Trainer:
         self.scaler.scale(loss / self.config.grad_accumulation_steps).backward()
 
     def _fgm_for(self, batch):
+        """The batch to forward and one FGM per target the regime names (each with its own norm)."""
         batch, target = self.regime.adversarial(self.network, batch)
-        if self.fgm is not None and target is self.fgm.embedding:
-            return batch, self.fgm
-        return batch, FGM(target, self.config.fgm_epsilon)
+        targets = target if isinstance(target, tuple) else (target,)
+        fgms = [
+            self.fgm if self.fgm is not None and t is self.fgm.embedding else FGM(t, self.config.fgm_epsilon)
+            for t in targets
+        ]
+        return batch, fgms
 
     def train_step(self, batch, target, weight, *, scale: float = 1.0, sync: bool = True) -> float:
         """Clean and (when FGM is on) adversarial forward/backward of one batch.
@@ -139,22 +145,29 @@ class Trainer:
 
         Returns
         -------
-        float
-            The clean loss of the batch (this rank's part of it).
+        Tensor
+            The clean loss of the batch (this rank's part of it), detached, in
+            float64 on the device: reading it is left to the caller, so the
+            step itself never waits for the device.
         """
-        batch, fgm = self._fgm_for(batch)
-        embedding = fgm.embedding
-        held = None
-        if fgm.enabled and embedding.grad is not None:
-            held = embedding.grad.detach().clone()
-        with self.parallel.backward_context(sync and not fgm.enabled):
+        batch, fgms = self._fgm_for(batch)
+        enabled = all(f.enabled for f in fgms)
+        # Under accumulation a target's gradient already holds earlier micro-batches':
+        # FGM must follow this batch's share only.
+        held = [
+            f.embedding.grad.detach().clone() if enabled and f.embedding.grad is not None else None for f in fgms
+        ]
+        with self.parallel.backward_context(sync and not enabled):
             loss = self.compute_loss(batch, target, weight, scale)
             self._backward(loss)
         loss_value = self.parallel.step_loss(loss)
-        if fgm.enabled:
-            grad = None if held is None else embedding.grad - held
-            grad = self.parallel.fgm_gradient(grad, embedding)
-            with fgm.perturb(grad) as applied:
+        if enabled:
+            grads = [
+                self.parallel.fgm_gradient(None if h is None else f.embedding.grad - h, f.embedding)
+                for f, h in zip(fgms, held)
+            ]
+            with contextlib.ExitStack() as stack:
+                applied = any([stack.enter_context(f.perturb(g)) for f, g in zip(fgms, grads)])
                 if applied:
                     with self.parallel.backward_context(sync):
                         adv_loss = self.compute_loss(batch, target, weight, scale)
@@ -168,12 +181,34 @@ class Trainer:
         Only the optimizer's parameters are clipped and stepped; every gradient
         of the network is cleared, including those of parameters that are not
         trained but whose gradient FGM reads (a frozen embedding matrix).
+
+        The sum of the clean losses of this step's micro-batches (left in
+        ``pending_loss`` by :meth:`run_epoch`) is read together with the
+        gradient norm in the step's one host-device synchronisation, checked
+        for non-finite values before the weights change, and left in
+        ``step_loss`` as a float.
+
+        Raises
+        ------
+        NonFiniteError
+            If the loss (in one process) or the gradient norm (without fp16
+            scaling) is NaN or infinite; the weights are left unchanged.
         """
         self.scaler.unscale_(self.optimizer)
         trained = [p for group in self.optimizer.param_groups for p in group["params"]]
         norm = torch.nn.utils.clip_grad_norm_(trained, self.config.max_grad_norm)
-        if not self.config.use_scaler and not torch.isfinite(norm):
-            raise NonFiniteError(f"the gradient norm became {float(norm)}")
+        # The step's one host-device synchronisation: the loss and the norm together.
+        pending, self.pending_loss = self.pending_loss, None
+        loss_value, norm_value = torch.stack([
+            torch.zeros((), dtype=torch.float64, device=norm.device) if pending is None
+            else pending.to(norm.device, torch.float64),
+            norm.detach().double(),
+        ]).tolist()
+        self.step_loss = loss_value
+        if self.parallel.checks_loss and not math.isfinite(loss_value):
+            raise NonFiniteError(f"the training loss became {loss_value}")
+        if not self.config.use_scaler and not math.isfinite(norm_value):
+            raise NonFiniteError(f"the gradient norm became {norm_value}")
         try:
             self.scaler.step(self.optimizer)
         except RuntimeError as error:  # e.g. a learning rate too large for float32 arithmetic
@@ -186,10 +221,16 @@ class Trainer:
 
     # -- epochs ------------------------------------------------------------
     def _batches(self, ids, y, w, rows):
-        batch = to_device(self.collator.collate([ids[i] for i in rows]), self.device)
-        target = torch.as_tensor(y[rows], dtype=torch.long).to(self.device, non_blocking=True)
-        weight = None if w is None else torch.as_tensor(w[rows], dtype=torch.float32).to(self.device)
-        return batch, target, weight
+        batch = self.collator.collate([ids[i] for i in rows])
+        batch["_target"] = torch.as_tensor(y[rows], dtype=torch.long)
+        if w is not None:
+            batch["_weight"] = torch.as_tensor(w[rows], dtype=torch.float32)
+        if self.device.type == "cuda":
+            # Page-locked memory makes the copies asynchronous: the host prepares
+            # the next batch while the device still computes this one.
+            batch = {k: v.pin_memory() for k, v in batch.items()}
+        batch = to_device(batch, self.device)
+        return batch, batch.pop("_target"), batch.pop("_weight", None)
 
     def run_epoch(self, ids, y, w=None) -> float:
         """One pass over the training rows in length-bucketed shuffled (global) batches.
@@ -208,14 +249,17 @@ class Trainer:
         batches = progress["batches"]
         accum = self.config.grad_accumulation_steps
         self._notify("on_epoch_begin", len(batches), progress["next"])
+        window = None  # the clean losses since the last optimizer step, on the device
         for i in range(progress["next"], len(batches)):
             local, scale = self.parallel.shard(batches[i], w)
             sync = (i + 1) % accum == 0 or i + 1 == len(batches)
             loss = self.train_step(*self._batches(ids, y, w, local), scale=scale, sync=sync)
-            progress["total"] += loss
+            window = loss if window is None else window + loss
             self._notify("on_batch_end", i, loss)
             if sync:
+                self.pending_loss, window = window, None
                 self.optimizer_step()
+                progress["total"] += self.step_loss
                 progress["next"] = i + 1
                 self._notify("on_optimizer_step")
                 if i + 1 < len(batches):
@@ -227,9 +271,11 @@ class Trainer:
         return mean
 
     def check_finite_weights(self):
-        """Raise :class:`NonFiniteError` if any weight is NaN or infinite."""
-        for name, param in self.network.named_parameters():
-            if not bool(torch.isfinite(param).all()):
+        """Raise :class:`NonFiniteError` if any weight is NaN or infinite (one host sync)."""
+        names, params = zip(*self.network.named_parameters())
+        finite = torch.stack([torch.isfinite(p).all() for p in params]).tolist()
+        for name, ok in zip(names, finite):
+            if not ok:
                 raise NonFiniteError(f"the weights {name} became non-finite")
 
     def evaluate(self, ids, y) -> dict:

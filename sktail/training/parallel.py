@@ -20,7 +20,6 @@ then synchronises the summed clean and adversarial gradients once.
 from __future__ import annotations
 
 import contextlib
-import math
 
 import numpy as np
 import torch
@@ -92,8 +91,13 @@ class SingleProcess:
         """
         return contextlib.nullcontext()
 
-    def step_loss(self, loss: torch.Tensor) -> float:
-        """The batch's clean loss as a float; raises when it is not finite.
+    #: Whether the loop checks this process's loss for non-finite values (one
+    #: process may stop alone; in a DDP job they would reach every rank
+    #: through the averaged gradients anyway).
+    checks_loss = True
+
+    def step_loss(self, loss: torch.Tensor) -> torch.Tensor:
+        """The batch's clean loss, detached, in float64, still on the device.
 
         Parameters
         ----------
@@ -102,18 +106,9 @@ class SingleProcess:
 
         Returns
         -------
-        float
-
-        Raises
-        ------
-        NonFiniteError
-            If the loss is NaN or infinite.
+        Tensor
         """
-        # Read once the backward pass is queued, so the device is busy during this sync.
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            raise NonFiniteError(f"the training loss became {value}")
-        return value
+        return loss.detach().double()
 
     def fgm_gradient(self, grad, embedding):
         """FGM's gradient as given (None: the embedding's own ``.grad``).
@@ -261,9 +256,11 @@ class DataParallel(SingleProcess):
         """DDP's ``no_sync`` unless gradients are synchronised in this backward pass."""
         return contextlib.nullcontext() if sync else self.model.no_sync()
 
-    def step_loss(self, loss) -> float:
-        """This rank's part of the global batch's loss (the parts sum to it); not checked here."""
-        return float(loss.detach()) / self.world_size
+    checks_loss = False
+
+    def step_loss(self, loss):
+        """This rank's part of the global batch's loss (the parts sum to it), on the device."""
+        return loss.detach().double() / self.world_size
 
     def _all_reduce(self, tensor, average=False):
         import torch.distributed as dist

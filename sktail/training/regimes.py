@@ -159,6 +159,11 @@ def regime_for(train_encoder, encoder, *, feature_cache=None, distributed: bool 
     """
     if isinstance(train_encoder, (bool, np.bool_)):
         raise ValueError(f"train_encoder must be 'all', 'none' or a positive int, got {train_encoder!r}.")
+    custom = encoder.make_regime(train_encoder, feature_cache)
+    if custom is not None:
+        if distributed and not custom.distributed:
+            raise ValueError(f"the {type(encoder).__name__} encoder trains in one process; use distributed=False.")
+        return custom
     if isinstance(train_encoder, str):
         if train_encoder not in ("all", "none"):
             raise ValueError(f"train_encoder must be 'all', 'none' or a positive int, got {train_encoder!r}.")
