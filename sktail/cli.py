@@ -2,7 +2,7 @@
 
 Subcommands::
 
-    sktail fit TRAIN.tsv -o MODEL [--encoder NAME] [--set KEY=VALUE ...] [--validation DEV.tsv]
+    sktail fit TRAIN.tsv -o MODEL [--encoder NAME] [--set KEY=VALUE ...] [--validation DEV.tsv] [--columns TEXT,LABEL] [--header]
     sktail predict MODEL INPUT [-o OUT] [--proba] [--format {txt,tsv,jsonl}]
     sktail evaluate MODEL TEST.tsv [--report DIR] [--json]
     sktail info MODEL [--json]
@@ -75,12 +75,32 @@ def _existing_file(path, what):
     return path
 
 
-def _read_labelled(path, what):
-    from .datasets import load_tsv
+def _check_encoder_folder(encoder):
+    """Refuse an ``--encoder`` that names a local folder which is missing or not a model folder."""
+    if not isinstance(encoder, str):
+        return
+    path = Path(os.path.expanduser(encoder))
+    # An explicit path, or an existing path that cannot be a preset name; presets and hub ids
+    # ("hfl/chinese-macbert-base") are left to the encoder, which resolves presets first.
+    looks_local = encoder.startswith((".", "~", os.sep)) or path.is_file() or (os.sep in encoder and path.exists())
+    if not looks_local:
+        return
+    if not path.is_dir():
+        raise UsageError(f"--encoder '{encoder}': {'not a folder' if path.exists() else 'no such folder'}; "
+                         "give a preset name, a Hugging Face id or a model folder")
+    if not (path / "config.json").is_file():
+        raise UsageError(f"--encoder '{encoder}': the folder has no config.json; a model folder holds "
+                         "config.json, the weights and the tokenizer files")
+
+
+def _read_labelled(path, what, args=None):
+    """Texts and labels of a TSV file: ``text<TAB>label`` lines, or ``--columns`` of a wider file."""
+    from ._labelled_tsv import parse_columns, read_labelled_tsv
 
     path = _existing_file(path, what)
     try:
-        texts, labels = load_tsv(path)
+        columns = parse_columns(getattr(args, "columns", None))
+        texts, labels = read_labelled_tsv(path, columns=columns, header=getattr(args, "header", False))
     except ValueError as error:
         raise UsageError(str(error)) from error
     if not texts:
@@ -92,10 +112,16 @@ def _read_inputs(path, fmt):
     from .datasets import load_texts
 
     if path == "-":
+        # Bytes, decoded by the same UTF-8 check as a file (line and byte of a bad sequence).
+        stream = getattr(sys.stdin, "buffer", None)
+        data = stream.read() if stream is not None else sys.stdin.read().encode("utf-8", "surrogateescape")
         with tempfile.TemporaryDirectory() as tmp:
             copy = Path(tmp) / f"stdin.{fmt or 'txt'}"
-            copy.write_text(sys.stdin.read(), encoding="utf-8")
-            return _read_inputs(str(copy), fmt or "txt")
+            copy.write_bytes(data)
+            try:
+                return _read_inputs(str(copy), fmt or "txt")
+            except UsageError as error:
+                raise UsageError(str(error).replace(str(copy), "<stdin>")) from None
     path = _existing_file(path, "input file")
     if fmt is None and path.suffix.lower() not in (".txt", ".tsv", ".jsonl"):
         fmt = "txt"
@@ -169,17 +195,45 @@ def _say(args, message):
         print(message, file=sys.stderr, flush=True)
 
 
+#: Characters other than ``\n`` and ``\r`` that ``str.splitlines`` breaks lines at.
+_OTHER_LINE_BREAKS = dict.fromkeys(map(ord, "\v\f\x1c\x1d\x1e\x85\u2028\u2029"), " ")
+
+
 def _clean_text(text):
-    return text.replace("\t", " ").replace("\r", " ").replace("\n", " ")
+    return text.replace("\t", " ").replace("\r", " ").replace("\n", " ").translate(_OTHER_LINE_BREAKS)
+
+
+def _escape_label(label):
+    r"""A label as one TSV field: ``\t``, ``\n`` and ``\r`` escaped, other line breaks as spaces."""
+    text = str(label)
+    if "\t" in text or text.splitlines() != [text]:
+        text = text.replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+        text = text.translate(_OTHER_LINE_BREAKS)
+    return text
+
+
+def _check_output(path, what, *, replaced=True):
+    """Refuse an output path before any work: a folder, a missing folder, or (``replaced``) a non-file."""
+    from ._atomic import check_destination
+
+    if path is None or path == "-":
+        return
+    try:
+        if replaced:
+            check_destination(path)  # the model file replaces what is there: only a regular file
+        elif Path(path).is_dir():
+            raise IsADirectoryError(f"{path} is a directory; give a file path.")
+        elif not Path(path).parent.is_dir():
+            raise FileNotFoundError(f"the folder {Path(path).parent} does not exist.")
+    except (OSError, ValueError) as error:
+        raise UsageError(f"cannot write the {what} to '{path}': {error}") from None
 
 
 def _open_output(path):
     if path is None or path == "-":
         return sys.stdout, False
-    path = Path(path)
-    if not path.parent.exists():
-        raise UsageError(f"cannot write '{path}': folder '{path.parent}' does not exist")
-    return path.open("w", encoding="utf-8", newline="\n"), True
+    _check_output(path, "predictions", replaced=False)
+    return Path(path).open("w", encoding="utf-8", newline="\n"), True
 
 
 # -- subcommands ------------------------------------------------------------------
@@ -199,13 +253,13 @@ def cmd_fit(args):
     elif "random_state" not in params:
         params["random_state"] = DEFAULT_SEED  # reproducible by default
     params.setdefault("verbose", max(args.verbose, 0))
-    texts, labels = _read_labelled(args.train, "training file")
+    _check_output(args.output, "model")  # before any training
+    _check_encoder_folder(params.get("encoder"))
+    texts, labels = _read_labelled(args.train, "training file", args)
     fit_kwargs = {}
     if args.validation is not None:
-        fit_kwargs["validation_data"] = _read_labelled(args.validation, "validation file")
+        fit_kwargs["validation_data"] = _read_labelled(args.validation, "validation file", args)
     output = Path(args.output)
-    if not output.parent.exists():
-        raise UsageError(f"cannot write the model: folder '{output.parent}' does not exist")
     clf = AutoTailClassifier(**params)
     _say(args, f"training on {len(texts)} texts from {args.train} ({len(set(labels))} classes), "
                f"seed {params['random_state']} (--seed to change)")
@@ -214,6 +268,10 @@ def cmd_fit(args):
     except (InvalidParameterError, ValueError) as error:
         # invalid parameter values, a single class, unknown validation labels, ...
         raise UsageError(str(error)) from error
+    except OSError as error:
+        if not str(error).startswith("Could not load the encoder"):
+            raise
+        raise UsageError(str(error)) from error  # an unusable --encoder folder or id
     if "verbose" not in params_from_set:
         clf.set_params(verbose=0)  # the saved model predicts silently, as in library use
     _save_model(clf, output)
@@ -228,6 +286,7 @@ def cmd_fit(args):
 
 def cmd_predict(args):
     """``sktail predict``: label texts from a file, in input order."""
+    _check_output(args.output, "predictions", replaced=False)  # before loading and scoring
     clf = _load_model(args.model)
     texts = _read_inputs(args.input, args.format)
     clf.set_params(verbose=max(args.verbose, 0))
@@ -239,12 +298,12 @@ def cmd_predict(args):
     out, close = _open_output(args.output)
     try:
         if args.proba:
-            out.write("\t".join(["text", "label", *map(str, clf.classes_)]) + "\n")
+            out.write("\t".join(["text", "label", *map(_escape_label, clf.classes_)]) + "\n")
             for text, label, row in zip(texts, labels, proba):
-                out.write("\t".join([_clean_text(text), str(label), *(f"{p:.6f}" for p in row)]) + "\n")
+                out.write("\t".join([_clean_text(text), _escape_label(label), *(f"{p:.6f}" for p in row)]) + "\n")
         else:
             for text, label in zip(texts, labels):
-                out.write(f"{_clean_text(text)}\t{label}\n")
+                out.write(f"{_clean_text(text)}\t{_escape_label(label)}\n")
     finally:
         if close:
             out.close()
@@ -260,7 +319,7 @@ def cmd_evaluate(args):
     from .report import build_report, format_report, unseen_labels_message, write_report
 
     clf = _load_model(args.model)
-    texts, labels = _read_labelled(args.test, "test file")
+    texts, labels = _read_labelled(args.test, "test file", args)
     clf.set_params(verbose=max(args.verbose, 0))
     predicted = clf.predict(texts)
     report = build_report(labels, predicted, clf.classes_, clf.class_counts_, clf.tail_classes_)
@@ -434,6 +493,14 @@ def _demo_keys():
 
 
 # -- parser -------------------------------------------------------------------------
+def _add_column_options(p):
+    p.add_argument("--columns", metavar="TEXT,LABEL",
+                   help="read these two columns of a wider TSV file: 0-based indices (e.g. 0,2) or, "
+                        "with --header, column names; without it every line must be text<TAB>label")
+    p.add_argument("--header", action="store_true",
+                   help="the first line of the TSV files names the columns and is not data")
+
+
 def build_parser():
     """The ``sktail`` argument parser.
 
@@ -477,6 +544,7 @@ def build_parser():
     p.add_argument("--seed", type=int,
                    help=f"random_state of the estimator (default: {DEFAULT_SEED}, so that two runs "
                         "on the same data and machine give the same model)")
+    _add_column_options(p)
     p.set_defaults(func=cmd_fit, verbose_default=1)
 
     p = sub.add_parser("predict", parents=[common], help="label texts with a saved model",
@@ -501,6 +569,7 @@ def build_parser():
     p.add_argument("--report", metavar="DIR",
                    help="write report.md, metrics.json and PNG plots (confusion matrix, per-class accuracy) to DIR")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    _add_column_options(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("info", parents=[common], help="describe a saved model",

@@ -1,6 +1,7 @@
 """The ``sktail`` command line: every subcommand, input formats, exit codes."""
 
 import json
+import os
 import subprocess
 import sys
 from urllib.error import URLError
@@ -442,3 +443,139 @@ def test_parse_settings_values():
     assert parse_settings(["tail_gate=True"], valid) == {"tail_gate": True}
     with pytest.raises(UsageError, match="unknown parameter 'epoch'"):
         parse_settings(["epoch=3"], valid)
+
+
+# -- input and output checks -------------------------------------------------------------
+def _three_columns(path, texts, labels, *, header=None):
+    rows = [header] if header else []
+    rows += [f"{t}\t{y}\tsource-{i % 3}" for i, (t, y) in enumerate(zip(texts, labels))]
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def test_fit_refuses_a_third_column_unless_columns_are_named(files, capsys):
+    texts, labels = load_tsv(files["train"])
+    wide = _three_columns(files["root"] / "wide.tsv", texts, labels)
+    model = files["root"] / "wide.sktail"
+    code, _, err = _run(capsys, "fit", wide, "-o", model, *FAST)
+    assert code == 2 and not model.exists()
+    assert f"{wide}: line 1 has 3 tab-separated columns" in err and "--columns TEXT,LABEL" in err
+    code, _, err = _run(capsys, "fit", wide, "-o", model, "--columns", "0,1", *FAST)
+    assert code == 0, err
+    assert sorted(cli._load_model(model).classes_) == sorted(set(labels))
+    code, _, err = _run(capsys, "evaluate", model, wide, "--columns", "0,1", "--json")
+    assert code == 0 and json.loads(_)["n_samples"] == len(texts)
+
+
+def test_fit_reads_named_columns_of_a_file_with_a_header(files, capsys):
+    texts, labels = load_tsv(files["train"])
+    wide = _three_columns(files["root"] / "named.tsv", texts, labels, header="title\tfield\tsource")
+    model = files["root"] / "named.sktail"
+    code, _, err = _run(capsys, "fit", wide, "-o", model, "--header", "--columns", "title,field", *FAST)
+    assert code == 0, err
+    assert sorted(cli._load_model(model).classes_) == sorted(set(labels))
+    for extra, message in [
+        (["--columns", "title,field"], "need --header"),
+        (["--header", "--columns", "title,label"], "the header has no column 'label'; it has ['title', 'field', 'source']"),
+        (["--columns", "0,5"], "line 1 has 3 columns; --columns reads columns 0 and 5"),
+        (["--columns", "0"], "--columns expects TEXT,LABEL"),
+        (["--header"], "the header has 3 columns"),
+    ]:
+        code, _, err = _run(capsys, "fit", wide, "-o", model, *extra, *FAST)
+        assert code == 2 and message in err, (extra, err)
+
+
+@pytest.mark.parametrize("label", ["农\r学", "农\u2028学", "农\x0b学"])
+def test_fit_refuses_labels_with_line_breaks(files, capsys, label):
+    bad = files["root"] / "breaks.tsv"
+    bad.write_text(f"小麦施肥\t理学\n水稻种植\t{label}\n", encoding="utf-8")
+    code, _, err = _run(capsys, "fit", bad, "-o", files["root"] / "breaks.sktail", *FAST)
+    assert code == 2 and f"{bad}: line 2 has the label" in err and "a tab or a line break" in err
+
+
+def test_predict_never_writes_a_broken_row(tmp_path, capsys):
+    from sktail import AutoTailClassifier
+
+    texts, labels = make_long_tail_text((12, 8), noise=0.0, random_state=0)
+    odd = {name: bad for name, bad in zip(sorted(set(labels)), ["第一\t类", "第二\n类"])}
+    clf = AutoTailClassifier(epochs=1, validation_fraction=None, random_state=0)
+    model = clf.fit(texts, [odd[y] for y in labels]).save(tmp_path / "odd.sktail")
+    inputs = tmp_path / "in.txt"
+    inputs.write_text("\n".join(texts[:2]) + "\n", encoding="utf-8")
+    code, out, _ = _run(capsys, "predict", model, inputs)
+    assert code == 0
+    rows = out.split("\n")[:-1]
+    assert len(rows) == 2 and all(len(row.split("\t")) == 2 for row in rows)
+    assert {row.split("\t")[1] for row in rows} <= {"第一\\t类", "第二\\n类"}
+    code, out, _ = _run(capsys, "predict", model, inputs, "--proba")
+    rows = out.split("\n")[:-1]
+    assert len(rows) == 3 and all(len(row.split("\t")) == 4 for row in rows)
+    assert rows[0].split("\t")[2:] == ["第一\\t类", "第二\\n类"]
+
+
+def _forbid(monkeypatch, target, name):
+    def fail(*args, **kwargs):
+        raise AssertionError(f"{name} ran before the output path was checked")
+
+    monkeypatch.setattr(target, name, fail)
+
+
+def test_fit_checks_the_output_path_before_training(files, capsys, monkeypatch):
+    from sktail import AutoTailClassifier
+
+    _forbid(monkeypatch, AutoTailClassifier, "fit")
+    folder = files["root"] / "a-folder"
+    folder.mkdir(exist_ok=True)
+    fifo = files["root"] / "a-fifo"
+    if not fifo.exists():
+        os.mkfifo(fifo)
+    for target, message in [(folder, "is a directory"), (fifo, "not a regular file"),
+                            (files["root"] / "no" / "m.sktail", "does not exist")]:
+        code, _, err = _run(capsys, "fit", files["train"], "-o", target, *FAST)
+        assert code == 2 and f"cannot write the model to '{target}'" in err and message in err
+
+
+def test_predict_checks_the_output_path_before_scoring(files, capsys, monkeypatch):
+    _forbid(monkeypatch, cli, "_load_model")
+    folder = files["root"] / "out-folder"
+    folder.mkdir(exist_ok=True)
+    for target, message in [(folder, "is a directory"), (files["root"] / "no" / "p.tsv", "does not exist")]:
+        code, _, err = _run(capsys, "predict", files["model"], files["test"], "-o", target)
+        assert code == 2 and f"cannot write the predictions to '{target}'" in err and message in err
+
+
+def test_an_unusable_encoder_folder_exits_2(files, capsys, tmp_path):
+    empty = tmp_path / "empty-model"
+    empty.mkdir()
+    broken = tmp_path / "broken-model"
+    broken.mkdir()
+    (broken / "config.json").write_text("{}", encoding="utf-8")
+    for encoder, message in [(tmp_path / "missing", "no such folder"), (empty, "has no config.json"),
+                             (files["train"], "not a folder"), (broken, "encoder")]:
+        code, _, err = _run(capsys, "fit", files["train"], "-o", tmp_path / "m.sktail", "--encoder", encoder, *FAST)
+        assert code == 2 and message in err, (encoder, err)
+
+
+def test_stdin_is_decoded_like_a_file(files, capsys, monkeypatch):
+    import io
+
+    raw = "水稻种植技术\n".encode() + "量子拓扑研究\n".encode("gbk")
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(raw), encoding="utf-8"))
+    code, _, err = _run(capsys, "predict", files["model"], "-")
+    assert code == 2 and "<stdin>: line 2 is not valid UTF-8" in err and "at byte 19" in err
+    path = files["root"] / "gbk.txt"
+    path.write_bytes(raw)
+    code, _, file_err = _run(capsys, "predict", files["model"], path)
+    assert code == 2 and file_err.replace(str(path), "<stdin>") == err
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO("\ufeff水稻\r\n".encode()), encoding="utf-8"))
+    code, out, _ = _run(capsys, "predict", files["model"], "-")
+    assert code == 0 and out.split("\t")[0] == "水稻"
+
+
+def test_a_joblib_file_is_named_as_such(files, capsys, tmp_path):
+    import joblib
+
+    path = tmp_path / "model.joblib"
+    joblib.dump(cli._load_model(files["model"]), path)
+    code, _, err = _run(capsys, "predict", path, files["test"])
+    assert code == 2 and "this looks like a pickle/joblib file. Load it with joblib.load" in err
