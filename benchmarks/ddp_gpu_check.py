@@ -37,12 +37,11 @@ import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 
 from sktail import AutoTailClassifier  # noqa: E402
-from sktail._ddp import init_distributed  # noqa: E402
-from sktail._training import TrainingConfig  # noqa: E402
 from sktail.datasets import make_long_tail_text  # noqa: E402
-from sktail.encoders._base import TextClassifierNetwork  # noqa: E402
-from sktail.encoders._hf import HFEncoder  # noqa: E402
+from sktail.encoders import HFEncoder, TextClassifierNetwork  # noqa: E402
 from sktail.objective import AutoTailLoss, compute_tail_prior  # noqa: E402
+from sktail.training import TrainingConfig  # noqa: E402
+from sktail.training.process_group import init_distributed  # noqa: E402
 from tests._ddp_worker import compare_gradients  # noqa: E402
 from tests.conftest import write_tiny_bert  # noqa: E402
 

@@ -40,9 +40,10 @@ import numpy as np
 import torch
 
 from sktail import AutoTailClassifier
-from sktail._frozen import extract_features, open_feature_cache
-from sktail._training import resolve_device, resolve_precision
 from sktail.datasets import load_tsv
+from sktail.devices import resolve_device, resolve_precision
+from sktail.encoders import make_encoder
+from sktail.inference import extract_features, open_feature_cache
 from sktail.metrics import evaluation_report, mcnemar_exact
 
 BASELINE = {"tail_gate": False, "bs_weight": 0.0, "fgm_epsilon": 0.0}
@@ -79,8 +80,7 @@ def _configs(args):
 
 def _prefill(args, train_texts, dev_texts):
     """Encode the training and dev texts into the feature cache, timing each part."""
-    clf = AutoTailClassifier(encoder=args.encoder, train_encoder="none", device=args.device)
-    encoder = clf._make_encoder()
+    encoder = make_encoder(args.encoder)
     max_length = encoder.defaults["max_length"]
     device = resolve_device(args.device)
     dtype, _ = resolve_precision("auto", device)

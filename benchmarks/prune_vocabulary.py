@@ -28,10 +28,10 @@ import torch
 
 def step_time(prune: bool, train_texts, args) -> dict:
     """Mean seconds of one training step (clean + FGM passes, optimizer step)."""
-    from sktail._training import Trainer, TrainingConfig, length_bucketed_batches
-    from sktail.encoders._base import TextClassifierNetwork
-    from sktail.encoders._hf import HFEncoder
+    from sktail.encoders import HFEncoder, TextClassifierNetwork
+    from sktail.inference import to_device
     from sktail.objective import AutoTailLoss
+    from sktail.training import Trainer, TrainingConfig, length_bucketed_batches
 
     encoder = HFEncoder("e5-small", prune_vocabulary=prune)
     ids = encoder.fit_tokenize(train_texts, args.max_length)
@@ -49,7 +49,8 @@ def step_time(prune: bool, train_texts, args) -> dict:
     times = []
     for rows in batches[: args.steps + 1]:
         start = time.perf_counter()
-        trainer.train_step(*trainer._batches(ids, y, None, rows))
+        batch = to_device(trainer.collator.collate([ids[i] for i in rows]), trainer.device)
+        trainer.train_step(batch, torch.as_tensor(y[rows], device=trainer.device), None)
         trainer.optimizer_step()
         times.append(time.perf_counter() - start)
     return {
