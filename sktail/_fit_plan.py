@@ -32,7 +32,9 @@ from .training.process_group import init_distributed, main_process_first, shared
 
 __all__ = ["FitPlan", "plan_fit", "train"]
 
-_RESOLVED = ("max_length", "epochs", "batch_size", "learning_rate")
+_RESOLVED = ("max_length", "epochs", "batch_size", "learning_rate", "weight_decay")
+#: The paper's values of the "auto" settings that encoder families may change.
+_PAPER = {"weight_decay": 0.01}
 
 
 @dataclass
@@ -56,7 +58,8 @@ class FitPlan:
     regime : Regime
         What trains (from ``train_encoder``).
     resolved : dict
-        ``max_length``, ``epochs``, ``batch_size``, ``learning_rate`` with no ``"auto"`` left.
+        ``max_length``, ``epochs``, ``batch_size``, ``learning_rate``, ``weight_decay``
+        with no ``"auto"`` left.
     train : tuple (ids, y, w)
         Training token ids, class indices, sample weights.
     validation : tuple (ids, y) or None
@@ -116,9 +119,11 @@ def _validation_indices(validation_data, classes):
     return texts, np.fromiter((index[v] for v in labels.tolist()), dtype=np.int64, count=len(labels))
 
 
-def _holdout(params, y_idx, validation_data, rng):
+def _holdout(params, encoder, y_idx, validation_data, rng):
     """Training rows and, if any, validation rows of the given data."""
     fraction = params["validation_fraction"]
+    if isinstance(fraction, str) and fraction == "auto":
+        fraction = encoder.defaults.get("validation_fraction", 0.1)
     if validation_data is not None or not fraction:
         return np.arange(len(y_idx)), None
     train, val = stratified_holdout(y_idx, fraction, rng)
@@ -144,7 +149,7 @@ def _loss(params, counts):
 
 def _resolve(params, encoder, regime, n_train: int) -> dict:
     """The ``"auto"`` values: the encoder's defaults, those of the regime over them."""
-    defaults = {**encoder.defaults, **regime.defaults}
+    defaults = {**_PAPER, **encoder.defaults, **regime.defaults}
     resolved = {}
     for name in _RESOLVED:
         value = params[name]
@@ -199,17 +204,16 @@ def plan_fit(params: dict, X, y, sample_weight=None, validation_data=None) -> Fi
         device = context.device
     classes, y_idx = _class_indices(labels)
     validation = None if validation_data is None else _validation_indices(validation_data, classes)
+    with main_process_first(context):
+        encoder = make_encoder(params["encoder"], params["encoder_options"])
     random_state = params["random_state"]
     rng = shared_random_state(random_state, check_random_state(random_state), context)
-    train_rows, val_rows = _holdout(params, y_idx, validation_data, rng)
+    train_rows, val_rows = _holdout(params, encoder, y_idx, validation_data, rng)
     if val_rows is not None:
         validation = ([texts[i] for i in val_rows], y_idx[val_rows])
     y_train = y_idx[train_rows]
     counts = np.bincount(y_train, minlength=len(classes))
     prior, loss_fn = _loss(params, counts)
-
-    with main_process_first(context):
-        encoder = make_encoder(params["encoder"], params["encoder_options"])
     regime = regime_for(params["train_encoder"], encoder, feature_cache=params["feature_cache"],
                         distributed=context is not None)
     resolved = _resolve(params, encoder, regime, len(train_rows))
@@ -259,7 +263,7 @@ def train(plan: FitPlan):
     dtype, use_scaler = resolve_precision(params["precision"], device)
     config = TrainingConfig(
         epochs=plan.resolved["epochs"], batch_size=plan.resolved["batch_size"],
-        learning_rate=plan.resolved["learning_rate"], weight_decay=params["weight_decay"],
+        learning_rate=plan.resolved["learning_rate"], weight_decay=plan.resolved["weight_decay"],
         warmup_ratio=params["warmup_ratio"], max_grad_norm=params["max_grad_norm"],
         fgm_epsilon=params["fgm_epsilon"], fgm_weight=params["fgm_weight"],
         grad_accumulation_steps=params["grad_accumulation_steps"], device=device,

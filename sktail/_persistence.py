@@ -69,7 +69,28 @@ MAX_SAFETENSORS_HEADER_BYTES = 16 << 20
 
 
 class ModelFileError(ValueError):
-    """Raised when a file is not a valid sktail model file (foreign, truncated or altered)."""
+    """Raised when a file is not a valid sktail model file (foreign, truncated or altered).
+
+    A ``ValueError``: loading never runs code from the file, so a bad file can
+    only be refused.
+
+    See Also
+    --------
+    sktail.load : Reads model files.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import sktail
+    >>> path = os.path.join(tempfile.mkdtemp(), "notes.txt")
+    >>> with open(path, "w") as handle:
+    ...     _ = handle.write("not a model")
+    >>> try:
+    ...     sktail.load(path)
+    ... except sktail.ModelFileError:
+    ...     print("refused")
+    refused
+    """
 
 
 # -- writing -------------------------------------------------------------------------
@@ -322,10 +343,14 @@ def _encoder_class(kind):
     """The encoder class of the family ``kind`` named in ``model.json``."""
     from .encoders._registry import get_family
 
+    from .encoders._registry import registered_families
+
     try:
         return get_family(kind).resolve()
-    except KeyError as error:
-        raise ModelFileError(f"{error.args[0]} in model.json.") from None
+    except KeyError:
+        raise ModelFileError(
+            f"unknown encoder type {kind!r} in model.json (known: {registered_families()})."
+        ) from None
 
 
 def _expected_tensors(estimator, n_entries: int) -> dict:
@@ -339,7 +364,6 @@ def _expected_tensors(estimator, n_entries: int) -> dict:
     import torch
     from torch.nn.modules import module as torch_module
 
-    from .encoders._base import TextClassifierNetwork
 
     budget = {"modules": 4 * n_entries + 256, "parameters": 2 * n_entries + 64}
 
@@ -360,9 +384,7 @@ def _expected_tensors(estimator, n_entries: int) -> dict:
     ]
     try:
         with torch.device("meta"):
-            network = TextClassifierNetwork(
-                estimator.encoder_.build_network(pretrained=False), len(estimator.classes_), 0.0
-            )
+            network = estimator.encoder_.build_classifier(len(estimator.classes_), 0.0, pretrained=False)
     finally:
         for hook in hooks:
             hook.remove()

@@ -15,7 +15,6 @@ from sklearn.utils.validation import check_is_fitted
 from ._fit_plan import plan_fit, release_device_memory, train
 from ._validation import check_texts
 from .devices import resolve_device, resolve_precision
-from .encoders._base import TextClassifierNetwork
 from .inference import predict_logits
 
 __all__ = ["AutoTailClassifier", "load"]
@@ -62,8 +61,10 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
     learning_rate : float or "auto", default="auto"
         Peak AdamW learning rate ("auto": 2e-5 for transformers, 1e-2 for the
         built-in encoder).
-    weight_decay : float, default=0.01
-        AdamW decoupled weight decay of matrix parameters.
+    weight_decay : float or "auto", default="auto"
+        AdamW decoupled weight decay of matrix parameters ("auto": 0.01,
+        the paper's value, for every encoder but ``"tfidf-e5"``, whose
+        linear head needs 0.3).
     warmup_ratio : float, default=0.1
         Share of the steps with linear warm-up; the rate then decays linearly to 0.
     max_grad_norm : float, default=1.0
@@ -89,9 +90,12 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         FGM radius on the word embeddings; 0 turns FGM off.
     fgm_weight : float, default=0.5
         ``w_adv``: weight of the adversarial loss.
-    validation_fraction : float or None, default=0.1
+    validation_fraction : float, None or "auto", default="auto"
         Share of the training rows held out (stratified) to select the best
-        epoch. 0 or None keeps the last epoch.
+        epoch. 0 or None keeps the last epoch. "auto": 0.1 (the paper's
+        best-epoch rule) for every encoder but ``"tfidf-e5"``, whose convex
+        head trains on every row for a fixed schedule and keeps the last
+        epoch.
     encoder_options : dict or None, default=None
         Extra settings of the encoder. Built-in encoder: ``embedding_dim``
         (64), ``min_count`` (2), ``words`` (True), ``chars`` (True),
@@ -185,7 +189,7 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         The fitted tokenizer and network factory.
     network_ : TextClassifierNetwork
         The trained network (on the CPU between calls unless ``keep_on_device``).
-    max_length_, epochs_, batch_size_, learning_rate_ : int, int, int, float
+    max_length_, epochs_, batch_size_, learning_rate_, weight_decay_ : int, int, int, float, float
         The resolved values of the ``"auto"`` parameters.
     world_size_ : int
         Number of processes that trained the model (1 outside a
@@ -233,7 +237,7 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         "epochs": [_POSITIVE_INT, _AUTO],
         "batch_size": [_POSITIVE_INT, _AUTO],
         "learning_rate": [Interval(Real, 0, None, closed="neither"), _AUTO],
-        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "weight_decay": [Interval(Real, 0, None, closed="left"), _AUTO],
         "warmup_ratio": [Interval(Real, 0, 1, closed="both")],
         "max_grad_norm": [Interval(Real, 0, None, closed="neither")],
         "dropout": [Interval(Real, 0, 1, closed="left")],
@@ -246,7 +250,7 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         "bs_temperature": [Interval(Real, 0, None, closed="left")],
         "fgm_epsilon": [Interval(Real, 0, None, closed="left")],
         "fgm_weight": [Interval(Real, 0, None, closed="left")],
-        "validation_fraction": [Interval(Real, 0, 1, closed="left"), None],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left"), None, _AUTO],
         "encoder_options": [dict, None],
         "train_encoder": [StrOptions({"all", "none"}), _POSITIVE_INT],
         "feature_cache": [str, os.PathLike, HasMethods(["cache"]), None],
@@ -269,7 +273,7 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         epochs="auto",
         batch_size="auto",
         learning_rate="auto",
-        weight_decay=0.01,
+        weight_decay="auto",
         warmup_ratio=0.1,
         max_grad_norm=1.0,
         dropout=0.1,
@@ -282,7 +286,7 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         bs_temperature=0.25,
         fgm_epsilon=0.3,
         fgm_weight=0.5,
-        validation_fraction=0.1,
+        validation_fraction="auto",
         encoder_options=None,
         train_encoder="all",
         feature_cache=None,
@@ -529,9 +533,7 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
     def _network_from_state_dict(self, state_dict):
         """Build the network from the fitted encoder's configuration and load ``state_dict``."""
         with torch.random.fork_rng(devices=[]):
-            network = TextClassifierNetwork(
-                self.encoder_.build_network(pretrained=False), len(self.classes_), self.dropout
-            )
+            network = self.encoder_.build_classifier(len(self.classes_), self.dropout, pretrained=False)
         network.load_state_dict(state_dict)
         return network.to("cpu").eval()
 

@@ -16,7 +16,10 @@ import inspect
 import os
 from dataclasses import dataclass, field
 
-__all__ = ["EncoderFamily", "family_of", "get_family", "make_encoder", "register", "registered_names"]
+__all__ = [
+    "EncoderFamily", "family_of", "get_family", "make_encoder", "register", "registered_families",
+    "registered_names",
+]
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,16 @@ def registered_names() -> list:
     list of str
     """
     return sorted(name for family in _FAMILIES.values() for name in family.names)
+
+
+def registered_families() -> list:
+    """The ids of every registered family, sorted.
+
+    Returns
+    -------
+    list of str
+    """
+    return sorted(_FAMILIES)
 
 
 def get_family(family_id: str) -> EncoderFamily:
@@ -223,3 +236,4 @@ def make_encoder(name: str, options: dict | None = None):
 register(EncoderFamily("jieba-bag", "sktail.encoders._bag:BagEncoder", names=("jieba-bag",)))
 register(EncoderFamily("huggingface", "sktail.encoders._hf:HFEncoder",
                        names=("e5-small", "macbert-base", "roberta-wwm-ext"), accepts_any_name=True))
+register(EncoderFamily("tfidf-e5", "sktail.encoders._hybrid:HybridEncoder", names=("tfidf-e5",)))
