@@ -99,3 +99,24 @@ def test_the_umask_is_not_changed(tmp_path):
     with umask(0o027):
         atomic_write_text(tmp_path / "a.txt", "text")
         assert os.umask(0o027) == 0o027
+
+
+def test_ctrl_c_during_a_write_is_raised_after_the_file_is_complete(tmp_path):
+    import os
+    import signal
+
+    from sktail._atomic import atomic_write
+
+    target = tmp_path / "model.bin"
+    target.write_bytes(b"old")
+
+    def write(handle):
+        handle.write(b"new-")
+        os.kill(os.getpid(), signal.SIGINT)  # arrives mid-write
+        handle.write(b"content")
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(target, write)
+    assert target.read_bytes() == b"new-content"  # never a half-written file
+    assert [p.name for p in tmp_path.iterdir()] == ["model.bin"]  # no temporary left
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -94,3 +94,17 @@ def test_huge_learning_rate_never_returns_non_finite_weights(corpus, learning_ra
         assert "Lower learning_rate" in str(error)
     else:
         assert _finite(clf)
+
+
+def test_a_fit_never_ends_with_non_finite_outputs():
+    from sktail.datasets import make_long_tail_text
+
+    # Two optimizer steps with a huge learning rate (the first is the warm-up's
+    # zero step): the losses they saw and the weights they left (about 1e30) are
+    # finite, but the logits overflow. The kept network is checked on the training rows.
+    texts, labels = make_long_tail_text((80, 60, 40, 20), n_keywords=2, noise=0.1, random_state=0)
+    clf = AutoTailClassifier(epochs=1, batch_size=128, learning_rate=1e30, validation_fraction=None, random_state=0)
+    with pytest.raises(NonFiniteError, match="non-finite outputs on its own training data"):
+        clf.fit(texts, labels)
+    with pytest.raises(NotFittedError):
+        clf.predict(texts[:2])

@@ -28,10 +28,11 @@ import numpy as np
 import torch
 
 from .._atomic import atomic_write
+from .state import TrainingState
 
 __all__ = [
     "CHECKPOINT_VERSION", "Checkpointer", "DamagedCheckpointError", "content_digest", "fit_fingerprint",
-    "read_checkpoint",
+    "capture_state", "read_checkpoint", "restore_state",
 ]
 
 CHECKPOINT_VERSION = 2
@@ -158,7 +159,28 @@ class Checkpointer:
     Attributes
     ----------
     path : pathlib.Path
-        The checkpoint file.
+        The checkpoint file, ``sktail-<fingerprint[:24]>.ckpt`` in ``directory``.
+
+    See Also
+    --------
+    fit_fingerprint : The identity of a run.
+    read_checkpoint : Read a checkpoint file and verify its checksum.
+    Checkpoint : The callback that resumes from, writes and removes the file.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import torch
+    >>> from sktail.training import Checkpointer
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     checkpointer = Checkpointer(folder, "0123abcd", interval=0)
+    ...     checkpointer.save({"epoch": 2, "weights": torch.ones(3)})
+    ...     state = checkpointer.load()
+    ...     checkpointer.remove()
+    ...     checkpointer.load() is None
+    True
+    >>> state["epoch"], state["weights"].tolist()
+    (2, [1.0, 1.0, 1.0])
     """
 
     def __init__(self, directory, fingerprint: str, interval: float = 600.0):
@@ -170,7 +192,13 @@ class Checkpointer:
         self._last = time.monotonic()
 
     def due(self) -> bool:
-        """Whether ``interval`` seconds have passed since the last checkpoint."""
+        """Tell whether ``interval`` seconds have passed since the last checkpoint.
+
+        Returns
+        -------
+        bool
+            True when a checkpoint inside an epoch is due.
+        """
         return time.monotonic() - self._last >= self.interval
 
     def save(self, state: dict):
@@ -187,7 +215,7 @@ class Checkpointer:
         self._last = time.monotonic()
 
     def load(self) -> dict | None:
-        """The saved trainer state, or None when there is no usable checkpoint.
+        """Read the saved trainer state, or None when there is no usable checkpoint.
 
         The file is read with ``torch.load(weights_only=True)``, which only
         rebuilds tensors and plain containers, and its checksum is verified. A damaged or unreadable file, or one
@@ -196,6 +224,8 @@ class Checkpointer:
         Returns
         -------
         dict or None
+            The ``state`` given to :meth:`save`; None when the file is missing,
+            damaged, unreadable or from another run.
         """
         if not self.path.exists():
             return None
@@ -219,3 +249,86 @@ class Checkpointer:
     def remove(self):
         """Delete the checkpoint (the run has finished)."""
         self.path.unlink(missing_ok=True)
+
+
+def capture_state(trainer) -> dict:
+    """Everything needed to continue ``trainer``'s run exactly from this point.
+
+    Parameters
+    ----------
+    trainer : Trainer
+        The loop.
+
+    Returns
+    -------
+    dict
+        Network, optimizer, scheduler and scaler states, numpy and torch
+        RNG states, the epoch, the position inside it with its batch order
+        and running loss, the history and the best epoch so far. Only
+        tensors and plain Python data (``torch.load(weights_only=True)``).
+    """
+    state = trainer.state
+    kind, keys, pos, has_gauss, gauss = trainer.rng.get_state()
+    progress = None
+    if state.progress is not None:
+        progress = {
+            "batches": [torch.from_numpy(np.asarray(b, dtype=np.int64)) for b in state.progress["batches"]],
+            "next": state.progress["next"], "total": state.progress["total"],
+        }
+    rng = {"numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                     "has_gauss": int(has_gauss), "gauss": float(gauss)},
+           "torch": torch.get_rng_state()}
+    if trainer.device.type == "cuda":
+        rng["cuda"] = torch.cuda.get_rng_state(trainer.device)
+    return {
+        "network": trainer.cpu_weights(),
+        "optimizer": trainer.optimizer.state_dict(),
+        "scheduler": trainer.scheduler.state_dict(),
+        "scaler": trainer.scaler.state_dict(),
+        "rng": rng,
+        "epoch": state.epoch,
+        "progress": progress,
+        "history": [dict(h) for h in state.history],
+        "best": {"epoch": state.best_epoch, "score": float(state.best_score), "state": state.best_weights},
+    }
+
+def restore_state(trainer, saved: dict) -> None:
+    """Restore a :func:`capture_state` into ``trainer`` (after its scheduler is built).
+
+    Parameters
+    ----------
+    trainer : Trainer
+        The loop.
+    saved : dict
+        Output of :meth:`state_dict`; with ``ranks`` (written by a
+        data-parallel run), this rank's torch RNG state and running loss
+        are taken from it.
+    """
+    trainer.network.load_state_dict(saved["network"])
+    trainer.optimizer.load_state_dict(saved["optimizer"])
+    trainer.scheduler.load_state_dict(saved["scheduler"])
+    if saved["scaler"]:
+        trainer.scaler.load_state_dict(saved["scaler"])
+    rng = saved["rng"]["numpy"]
+    trainer.rng.set_state(("MT19937", rng["keys"].numpy().astype(np.uint32), rng["pos"], rng["has_gauss"], rng["gauss"]))
+    ranks = saved.get("ranks")
+    if (1 if ranks is None else len(ranks)) != trainer.parallel.world_size:
+        raise ValueError(
+            f"the checkpoint was written by {1 if ranks is None else len(ranks)} processes, "
+            f"not {trainer.parallel.world_size}."
+        )
+    own = {"torch": saved["rng"]["torch"], "total": None} if ranks is None else ranks[trainer.parallel.rank]
+    torch.set_rng_state(own["torch"])
+    if trainer.device.type == "cuda" and "cuda" in saved["rng"]:
+        torch.cuda.set_rng_state(saved["rng"]["cuda"], trainer.device)
+    progress = saved["progress"]
+    best = saved["best"]
+    trainer.state = TrainingState(
+        epoch=int(saved["epoch"]),
+        progress=None if progress is None else {
+            "batches": [b.numpy() for b in progress["batches"]], "next": int(progress["next"]),
+            "total": float(progress["total"] if own["total"] is None else own["total"]),
+        },
+        history=[dict(h) for h in saved["history"]],
+        best_epoch=best["epoch"], best_score=best["score"], best_weights=best["state"],
+    )

@@ -25,6 +25,7 @@ from ..adversarial import FGM
 from ..devices import autocast
 from ..inference import predict_logits, to_device
 from .callbacks import BestEpoch, Checkpoint, EpochLog, ProgressBar, observed
+from .checkpoint import capture_state, restore_state
 from .evaluation import class_hits, validation_scores
 from .optim import build_optimizer, length_bucketed_batches, linear_warmup_decay
 from .parallel import NonFiniteError, SingleProcess
@@ -356,7 +357,41 @@ class Trainer:
             state.epoch, state.progress = epoch + 1, None
             self._notify("on_epoch_end", record)
         self._notify("on_train_end")
+        self.check_finite_outputs(ids)
         return state.history, state.best_epoch
+
+    #: Training rows whose outputs are checked after training when the encoder
+    #: network has transformer layers (all rows are checked otherwise).
+    OUTPUT_CHECK_ROWS = 256
+
+    def check_finite_outputs(self, ids):
+        """Raise :class:`NonFiniteError` if the kept network gives non-finite logits on training rows.
+
+        Finite weights can still overflow (a huge learning rate leaves weights
+        near 1e30): the model would predict NaN probabilities. Every training
+        row is checked when the network is cheap to run (no transformer
+        layers: the built-in encoder, a head on cached features), else an
+        evenly spaced sample of :attr:`OUTPUT_CHECK_ROWS` rows.
+
+        Parameters
+        ----------
+        ids : list
+            The training rows, as the regime prepared them.
+        """
+        encoder_network = getattr(self.network, "encoder", None)
+        stack = getattr(encoder_network, "layer_stack", None)
+        rows = np.arange(len(ids))
+        if callable(stack) and stack() is not None and len(rows) > self.OUTPUT_CHECK_ROWS:
+            rows = np.linspace(0, len(ids) - 1, self.OUTPUT_CHECK_ROWS).astype(np.int64)
+        logits = predict_logits(
+            self.network, self.collator, [ids[i] for i in rows], batch_size=max(64, 2 * self.config.batch_size),
+            device=self.device, autocast_dtype=self.config.autocast_dtype,
+        )
+        if not np.isfinite(logits).all():
+            raise NonFiniteError(
+                "Training ended with non-finite outputs on its own training data (the weights grew too "
+                "large). Lower learning_rate or check the inputs; no usable model was produced."
+            )
 
     # -- checkpoints ---------------------------------------------------------
     def cpu_weights(self) -> dict:
@@ -374,35 +409,9 @@ class Trainer:
         Returns
         -------
         dict
-            Network, optimizer, scheduler and scaler states, numpy and torch
-            RNG states, the epoch, the position inside it with its batch order
-            and running loss, the history and the best epoch so far. Only
-            tensors and plain Python data (``torch.load(weights_only=True)``).
+            See :func:`sktail.training.checkpoint.capture_state`.
         """
-        state = self.state
-        kind, keys, pos, has_gauss, gauss = self.rng.get_state()
-        progress = None
-        if state.progress is not None:
-            progress = {
-                "batches": [torch.from_numpy(np.asarray(b, dtype=np.int64)) for b in state.progress["batches"]],
-                "next": state.progress["next"], "total": state.progress["total"],
-            }
-        rng = {"numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                         "has_gauss": int(has_gauss), "gauss": float(gauss)},
-               "torch": torch.get_rng_state()}
-        if self.device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state(self.device)
-        return {
-            "network": self.cpu_weights(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            "rng": rng,
-            "epoch": state.epoch,
-            "progress": progress,
-            "history": [dict(h) for h in state.history],
-            "best": {"epoch": state.best_epoch, "score": float(state.best_score), "state": state.best_weights},
-        }
+        return capture_state(self)
 
     def load_state_dict(self, saved: dict):
         """Restore a :meth:`state_dict` (after :meth:`fit` has built the scheduler).
@@ -410,35 +419,6 @@ class Trainer:
         Parameters
         ----------
         saved : dict
-            Output of :meth:`state_dict`; with ``ranks`` (written by a
-            data-parallel run), this rank's torch RNG state and running loss
-            are taken from it.
+            See :func:`sktail.training.checkpoint.restore_state`.
         """
-        self.network.load_state_dict(saved["network"])
-        self.optimizer.load_state_dict(saved["optimizer"])
-        self.scheduler.load_state_dict(saved["scheduler"])
-        if saved["scaler"]:
-            self.scaler.load_state_dict(saved["scaler"])
-        rng = saved["rng"]["numpy"]
-        self.rng.set_state(("MT19937", rng["keys"].numpy().astype(np.uint32), rng["pos"], rng["has_gauss"], rng["gauss"]))
-        ranks = saved.get("ranks")
-        if (1 if ranks is None else len(ranks)) != self.parallel.world_size:
-            raise ValueError(
-                f"the checkpoint was written by {1 if ranks is None else len(ranks)} processes, "
-                f"not {self.parallel.world_size}."
-            )
-        own = {"torch": saved["rng"]["torch"], "total": None} if ranks is None else ranks[self.parallel.rank]
-        torch.set_rng_state(own["torch"])
-        if self.device.type == "cuda" and "cuda" in saved["rng"]:
-            torch.cuda.set_rng_state(saved["rng"]["cuda"], self.device)
-        progress = saved["progress"]
-        best = saved["best"]
-        self.state = TrainingState(
-            epoch=int(saved["epoch"]),
-            progress=None if progress is None else {
-                "batches": [b.numpy() for b in progress["batches"]], "next": int(progress["next"]),
-                "total": float(progress["total"] if own["total"] is None else own["total"]),
-            },
-            history=[dict(h) for h in saved["history"]],
-            best_epoch=best["epoch"], best_score=best["score"], best_weights=best["state"],
-        )
+        restore_state(self, saved)
