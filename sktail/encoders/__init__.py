@@ -10,6 +10,7 @@ to model files by :func:`register` (see :mod:`sktail.encoders._registry`).
 from ._bag import BagEncoder, BagNetwork
 from ._base import EncoderNetwork, TextClassifierNetwork, TextEncoder
 from ._hf import PRESETS, HFEncoder, HFNetwork
+from ._hybrid import HybridEncoder
 from ._registry import EncoderFamily, make_encoder, register
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "EncoderNetwork",
     "HFEncoder",
     "HFNetwork",
+    "HybridEncoder",
     "TextClassifierNetwork",
     "TextEncoder",
     "make_encoder",
