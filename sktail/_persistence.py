@@ -26,27 +26,32 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import struct
 import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np
 
 from ._atomic import atomic_write, check_destination
+from ._model_file_read import (  # the layout, the error and the checks of reading
+    _ENCODER_DIR,
+    _MANIFEST,
+    _MODEL,
+    _WEIGHTS,
+    FORMAT,
+    FORMAT_VERSION,
+    ModelFileError,
+    ReadLimits,
+    checked_weights,
+    read_members,
+)
+from ._model_file_read import _expected_tensors as _expected_tensors  # still importable from here
+from ._model_file_read import check_member_name as _check_member_name
+from ._model_file_read import parse_json as _json
 from ._typed_json import from_json as _from_json
 from ._typed_json import to_json as _to_json
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "ModelFileError", "load", "save"]
 
-FORMAT = "sktail-model"
-FORMAT_VERSION = 1
-_MANIFEST = "manifest.json"
-_MODEL = "model.json"
-_WEIGHTS = "network.safetensors"
-_ENCODER_DIR = "encoder/"
-_DATA_SUFFIXES = (".json", ".txt", ".model")
 _TIMESTAMP = (1980, 1, 1, 0, 0, 0)
 _NOT_SAVED = ("encoder_", "network_")
 
@@ -68,29 +73,13 @@ MAX_WEIGHTS_BYTES = 8 << 30
 MAX_SAFETENSORS_HEADER_BYTES = 16 << 20
 
 
-class ModelFileError(ValueError):
-    """Raised when a file is not a valid sktail model file (foreign, truncated or altered).
-
-    A ``ValueError``: loading never runs code from the file, so a bad file can
-    only be refused.
-
-    See Also
-    --------
-    sktail.load : Reads model files.
-
-    Examples
-    --------
-    >>> import os, tempfile
-    >>> import sktail
-    >>> path = os.path.join(tempfile.mkdtemp(), "notes.txt")
-    >>> with open(path, "w") as handle:
-    ...     _ = handle.write("not a model")
-    >>> try:
-    ...     sktail.load(path)
-    ... except sktail.ModelFileError:
-    ...     print("refused")
-    refused
-    """
+def _limits() -> ReadLimits:
+    """The loading limits in force: the ``MAX_*`` values of this module as they are now."""
+    return ReadLimits(
+        members=MAX_MEMBERS, manifest_bytes=MAX_MANIFEST_BYTES, model_json_bytes=MAX_MODEL_JSON_BYTES,
+        encoder_file_bytes=MAX_ENCODER_FILE_BYTES, data_bytes=MAX_DATA_BYTES, weights_bytes=MAX_WEIGHTS_BYTES,
+        safetensors_header_bytes=MAX_SAFETENSORS_HEADER_BYTES,
+    )
 
 
 # -- writing -------------------------------------------------------------------------
@@ -198,152 +187,10 @@ def save(estimator, path) -> Path:
     return atomic_write(path, write)
 
 
-# -- reading -------------------------------------------------------------------------
-def _check_member_name(name: str):
-    if name in (_MODEL, _WEIGHTS):
-        return
-    base = name[len(_ENCODER_DIR):] if name.startswith(_ENCODER_DIR) else ""
-    if not base or "/" in base or "\\" in base or base.startswith(".") or not base.endswith(_DATA_SUFFIXES):
-        raise ModelFileError(
-            f"unexpected member {name!r}: a model file holds only {_MODEL}, {_WEIGHTS} and "
-            f"encoder data files ({', '.join(_DATA_SUFFIXES)})."
-        )
-
-
-def _json(data: bytes, name: str):
-    try:
-        return json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as error:
-        raise ModelFileError(f"{name} is not valid JSON: {error}") from None
-
-
-#: What the zip reader raises on damaged bytes (CRC, inflate, header and name errors).
-_DAMAGED_ZIP_ERRORS = (
-    zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, UnicodeDecodeError, struct.error,
-)
-
-
-def _not_a_model_file(path, head: bytes) -> ModelFileError:
-    where = repr(os.fspath(path))
-    if head[:1] == b"\x80":  # pickle protocol 2+: pickle.dump, joblib.dump, torch.save(_use_new_zipfile_serialization=False)
-        return ModelFileError(
-            f"{where} is not an sktail model file: this looks like a pickle/joblib file. Load it with "
-            "joblib.load (or pickle.load), and only if you trust its source: unpickling runs code."
-        )
-    return ModelFileError(f"{where} is not an sktail model file (not a zip archive; truncated or foreign?).")
-
-
-def _member_limit(name: str) -> int:
-    if name == _MANIFEST:
-        return MAX_MANIFEST_BYTES
-    if name == _MODEL:
-        return MAX_MODEL_JSON_BYTES
-    if name == _WEIGHTS:
-        return MAX_WEIGHTS_BYTES
-    return MAX_ENCODER_FILE_BYTES
-
-
-def _check_sizes(infos: dict, manifest: dict) -> None:
-    """Refuse declared member sizes over the limits or unlike the manifest's, before reading."""
-    sizes = manifest.get("sizes")  # absent from files of sktail 0.1.0
-    if sizes is not None and (not isinstance(sizes, dict) or set(sizes) != set(manifest["files"])):
-        raise ModelFileError("the manifest's member sizes do not match its member list.")
-    data_total = 0
-    for name, info in infos.items():
-        if name == _MANIFEST:
-            continue
-        if info.file_size > _member_limit(name):
-            raise ModelFileError(
-                f"{name} declares {info.file_size} bytes, over the limit of {_member_limit(name)} for this "
-                "member (sktail._persistence.MAX_*_BYTES); refusing to inflate it."
-            )
-        if sizes is not None and sizes[name] != info.file_size:
-            raise ModelFileError(
-                f"checksum mismatch for {name}: its zip header declares {info.file_size} bytes but the "
-                f"manifest records {sizes[name]!r}, so its SHA-256 cannot match; the model file was "
-                "altered or corrupted."
-            )
-        if name == _WEIGHTS:
-            if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
-                raise ModelFileError(f"{_WEIGHTS} is compressed; sktail writes (and reads) it uncompressed.")
-        else:
-            data_total += info.file_size
-    if data_total > MAX_DATA_BYTES:
-        raise ModelFileError(
-            f"the model file's JSON and encoder members declare {data_total} bytes in all, over the limit "
-            f"of {MAX_DATA_BYTES}; refusing to inflate them."
-        )
-
-
-def _read_checked(archive, info, expected=None):
-    """A member read in bounded chunks; its SHA-256 computed while it streams."""
-    from ._safe_read import read_member
-
-    try:
-        data, digest = read_member(archive, info, into_bytearray=info.filename == _WEIGHTS)
-    except ValueError as error:
-        raise ModelFileError(f"the model file is corrupted: {error}") from None
-    if expected is not None and digest != expected:
-        raise ModelFileError(f"checksum mismatch for {info.filename}: the model file was altered or corrupted.")
-    return data
-
-
-def _read_members(path) -> dict:
-    """Every member of a model file, after the format, version, size and checksum checks.
-
-    The declared (zip header) sizes are checked against the limits above and
-    the manifest before any member is inflated, and each member is read in
-    chunks, never past its declared size, hashed as it streams.
-    """
-    with open(path, "rb") as handle:
-        head = handle.read(4)
-    if head != b"PK\x03\x04":  # sktail writes the archive from the first byte
-        raise _not_a_model_file(path, head)
-    try:
-        archive = zipfile.ZipFile(path)
-    except (*_DAMAGED_ZIP_ERRORS, ValueError):
-        raise _not_a_model_file(path, head) from None
-    with archive:
-        infos = archive.infolist()
-        if len(infos) > MAX_MEMBERS:
-            raise ModelFileError(f"{os.fspath(path)!r} has {len(infos)} members; a model file has at most {MAX_MEMBERS}.")
-        names = [info.filename for info in infos]
-        infos = {info.filename: info for info in infos}
-        if _MANIFEST not in names:
-            raise ModelFileError(f"{os.fspath(path)!r} is not an sktail model file: it has no {_MANIFEST}.")
-        try:
-            if infos[_MANIFEST].file_size > MAX_MANIFEST_BYTES:
-                raise ModelFileError(f"{_MANIFEST} declares {infos[_MANIFEST].file_size} bytes; not an sktail model file.")
-            manifest = _json(_read_checked(archive, infos[_MANIFEST]), _MANIFEST)
-            if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-                raise ModelFileError(f"{os.fspath(path)!r} is not an sktail model file (format is not {FORMAT!r}).")
-            version = manifest.get("format_version")
-            if version != FORMAT_VERSION:
-                raise ModelFileError(
-                    f"{os.fspath(path)!r} has model format version {version!r}; this sktail reads "
-                    f"version {FORMAT_VERSION}. Load it with the sktail version that wrote it "
-                    f"({manifest.get('sktail_version', 'unknown')})."
-                )
-            checksums = manifest.get("files")
-            if not isinstance(checksums, dict) or len(names) != len(set(names)) or set(names) != {_MANIFEST, *checksums}:
-                raise ModelFileError("the archive's members do not match its manifest (files added or removed).")
-            for name in checksums:
-                _check_member_name(name)
-            _check_sizes(infos, manifest)
-            members = {name: _read_checked(archive, infos[name], expected) for name, expected in checksums.items()}
-        except (*_DAMAGED_ZIP_ERRORS, OSError, RuntimeError) as error:  # CRC, inflate or read errors
-            raise ModelFileError(f"{os.fspath(path)!r} is corrupted: {error}") from None
-    for name in (_MODEL, _WEIGHTS):
-        if name not in members:
-            raise ModelFileError(f"the model file has no {name}.")
-    return members
-
-
+# -- reading (the checks are in _model_file_read) ----------------------------------------
 def _encoder_class(kind):
     """The encoder class of the family ``kind`` named in ``model.json``."""
-    from .encoders._registry import get_family
-
-    from .encoders._registry import registered_families
+    from .encoders._registry import get_family, registered_families
 
     try:
         return get_family(kind).resolve()
@@ -353,69 +200,7 @@ def _encoder_class(kind):
         ) from None
 
 
-def _expected_tensors(estimator, n_entries: int) -> dict:
-    """Name -> (shape, dtype) of the network the configuration builds, made on the meta device.
-
-    Nothing is allocated, and building stops once it registers far more
-    modules or parameters than the weights file has tensors (a configuration
-    asking for a million layers). The layout is the one
-    ``_network_from_state_dict`` builds: encoder network, dropout, linear head.
-    """
-    import torch
-    from torch.nn.modules import module as torch_module
-
-
-    budget = {"modules": 4 * n_entries + 256, "parameters": 2 * n_entries + 64}
-
-    def spend(kind):
-        def hook(*args):
-            budget[kind] -= 1
-            if budget[kind] < 0:
-                raise ModelFileError(
-                    "the model file is inconsistent: network.safetensors does not match the encoder "
-                    f"configuration (model.json, encoder/), which builds far more {kind} than the "
-                    f"weights hold tensors ({n_entries})."
-                )
-        return hook
-
-    hooks = [
-        torch_module.register_module_module_registration_hook(spend("modules")),
-        torch_module.register_module_parameter_registration_hook(spend("parameters")),
-    ]
-    try:
-        with torch.device("meta"):
-            network = estimator.encoder_.build_classifier(len(estimator.classes_), 0.0, pretrained=False)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return {name: (tuple(t.shape), t.dtype) for name, t in network.state_dict().items()}
-
-
-def _weights(estimator, buffer) -> dict:
-    """The state dict in ``buffer``, after its header matched the network the configuration builds."""
-    from ._safe_read import safetensors_entries, tensors_from_buffer
-
-    entries = safetensors_entries(buffer, max_header_bytes=MAX_SAFETENSORS_HEADER_BYTES)
-    expected = _expected_tensors(estimator, len(entries))
-    if set(entries) != set(expected):
-        missing, unexpected = sorted(set(expected) - set(entries)), sorted(set(entries) - set(expected))
-        raise ModelFileError(
-            "the model file is inconsistent: network.safetensors does not match the encoder "
-            f"configuration, which builds tensors the weights lack {missing[:5]}, while the weights "
-            f"hold tensors it does not build {unexpected[:5]}."
-        )
-    for name, (shape, dtype) in expected.items():
-        entry = entries[name]
-        if entry.shape != shape or entry.dtype != dtype:
-            raise ModelFileError(
-                "the model file is inconsistent: network.safetensors does not match the encoder "
-                f"configuration: {name} is {str(entry.dtype)[6:]} {list(entry.shape)} in the weights "
-                f"but the configuration builds {str(dtype)[6:]} {list(shape)}."
-            )
-    return tensors_from_buffer(buffer, entries)
-
-
-def _rebuild(members: dict, estimator_class):
+def _rebuild(members: dict, estimator_class, limits: ReadLimits):
     model = _json(members[_MODEL], _MODEL)
     try:
         if model["estimator"] != estimator_class.__name__:
@@ -432,7 +217,7 @@ def _rebuild(members: dict, estimator_class):
         spec = model["encoder"]
         files = {name: members[_ENCODER_DIR + name] for name in spec["files"]}
         estimator.encoder_ = _encoder_class(spec["type"]).from_config(spec["config"], files)
-        state_dict = _weights(estimator, members[_WEIGHTS])
+        state_dict = checked_weights(estimator, members[_WEIGHTS], max_header_bytes=limits.safetensors_header_bytes)
         estimator.network_ = estimator._network_from_state_dict(state_dict)
     except ModelFileError:
         raise
@@ -468,4 +253,5 @@ def load(path, estimator_class):
     FileNotFoundError
         If ``path`` does not exist.
     """
-    return _rebuild(_read_members(path), estimator_class)
+    limits = _limits()
+    return _rebuild(read_members(path, limits), estimator_class, limits)

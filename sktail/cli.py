@@ -23,38 +23,31 @@ loading a file never runs code from it.
 from __future__ import annotations
 
 import argparse
-import difflib
-import json
 import logging
 import os
 import sys
-import tempfile
 import warnings
-from pathlib import Path
 
+from . import _cli_fit, _cli_info
+from ._cli_fit import DEFAULT_SEED
+from ._cli_info import model_summary as model_summary
+from ._cli_io import UsageError, _existing_file
+from ._cli_io import parse_settings as parse_settings
 from ._version import __version__
 
 __all__ = ["main", "build_parser"]
 
 PROG = "sktail"
-DEFAULT_SEED = 0  # random_state of ``sktail fit`` when neither --seed nor --set random_state is given
 
-
-class UsageError(Exception):
-    """A problem with the command line or its input files (exit status 2)."""
+# The commands are implemented in _cli_fit (fit, predict, evaluate) and _cli_info (info, demo,
+# cache), over the files and messages of _cli_io. Of the command modules only this one imports
+# the estimator: each cmd_* below hands its command the estimator class or _load_model, looked
+# up here when the command runs.
 
 
 # -- model files ----------------------------------------------------------------
-def _save_model(clf, path):
-    """Write a fitted estimator to ``path`` in the pickle-free model format."""
-    path = Path(path)
-    if path.parent and not path.parent.exists():
-        raise UsageError(f"cannot write the model: folder '{path.parent}' does not exist")
-    clf.save(path)
-
-
 def _load_model(path):
-    """Read a model file written by :func:`_save_model` (never unpickles)."""
+    """Read a model file written by ``sktail fit`` (never unpickles)."""
     path = _existing_file(path, "model file")
     from ._persistence import ModelFileError
     from .classifier import load
@@ -65,431 +58,39 @@ def _load_model(path):
         raise UsageError(f"'{path}' is not a usable sktail model file: {error}") from error
 
 
-# -- helpers --------------------------------------------------------------------
-def _existing_file(path, what):
-    path = Path(path)
-    if not path.exists():
-        raise UsageError(f"{what} '{path}' not found")
-    if path.is_dir():
-        raise UsageError(f"{what} '{path}' is a folder, not a file")
-    return path
-
-
-def _check_encoder_folder(encoder):
-    """Refuse an ``--encoder`` that names a local folder which is missing or not a model folder."""
-    if not isinstance(encoder, str):
-        return
-    path = Path(os.path.expanduser(encoder))
-    # An explicit path, or an existing path that cannot be a preset name; presets and hub ids
-    # ("hfl/chinese-macbert-base") are left to the encoder, which resolves presets first.
-    looks_local = encoder.startswith((".", "~", os.sep)) or path.is_file() or (os.sep in encoder and path.exists())
-    if not looks_local:
-        return
-    if not path.is_dir():
-        raise UsageError(f"--encoder '{encoder}': {'not a folder' if path.exists() else 'no such folder'}; "
-                         "give a preset name, a Hugging Face id or a model folder")
-    if not (path / "config.json").is_file():
-        raise UsageError(f"--encoder '{encoder}': the folder has no config.json; a model folder holds "
-                         "config.json, the weights and the tokenizer files")
-
-
-def _read_labelled(path, what, args=None):
-    """Texts and labels of a TSV file: ``text<TAB>label`` lines, or ``--columns`` of a wider file."""
-    from ._labelled_tsv import parse_columns, read_labelled_tsv
-
-    path = _existing_file(path, what)
-    try:
-        columns = parse_columns(getattr(args, "columns", None))
-        texts, labels = read_labelled_tsv(path, columns=columns, header=getattr(args, "header", False))
-    except ValueError as error:
-        raise UsageError(str(error)) from error
-    if not texts:
-        raise UsageError(f"{what} '{path}' has no rows")
-    return texts, labels
-
-
-def _read_inputs(path, fmt):
-    from .datasets import load_texts
-
-    if path == "-":
-        # Bytes, decoded by the same UTF-8 check as a file (line and byte of a bad sequence).
-        stream = getattr(sys.stdin, "buffer", None)
-        data = stream.read() if stream is not None else sys.stdin.read().encode("utf-8", "surrogateescape")
-        with tempfile.TemporaryDirectory() as tmp:
-            copy = Path(tmp) / f"stdin.{fmt or 'txt'}"
-            copy.write_bytes(data)
-            try:
-                return _read_inputs(str(copy), fmt or "txt")
-            except UsageError as error:
-                raise UsageError(str(error).replace(str(copy), "<stdin>")) from None
-    path = _existing_file(path, "input file")
-    if fmt is None and path.suffix.lower() not in (".txt", ".tsv", ".jsonl"):
-        fmt = "txt"
-    try:
-        texts = load_texts(path, format=fmt)
-    except ValueError as error:
-        raise UsageError(str(error)) from error
-    if not texts:
-        raise UsageError(f"input file '{path}' has no texts")
-    return texts
-
-
-def _parse_value(text):
-    """A ``--set`` value: JSON (numbers, true/false/null, lists, objects) or a plain string."""
-    python_words = {"True": True, "False": False, "None": None}
-    if text in python_words:
-        return python_words[text]
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
-def parse_settings(items, valid):
-    """Turn ``KEY=VALUE`` strings into estimator parameters.
-
-    ``encoder_options.NAME=VALUE`` sets one key of the ``encoder_options`` dict.
-
-    Parameters
-    ----------
-    items : list of str
-        The ``--set`` arguments.
-    valid : iterable of str
-        Accepted parameter names.
-
-    Returns
-    -------
-    dict
-        Parameter name -> value.
-
-    Raises
-    ------
-    UsageError
-        For an item without ``=`` or an unknown name.
-    """
-    valid = set(valid)
-    params = {}
-    for item in items or ():
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise UsageError(f"--set expects KEY=VALUE, got '{item}'")
-        value = _parse_value(raw)
-        if key.startswith("encoder_options."):
-            params.setdefault("encoder_options", {})[key.split(".", 1)[1]] = value
-            continue
-        if key not in valid:
-            close = difflib.get_close_matches(key, sorted(valid), n=1)
-            hint = f"did you mean '{close[0]}'? " if close else ""
-            raise UsageError(
-                f"unknown parameter '{key}' in --set {item}; {hint}valid keys: {', '.join(sorted(valid))}"
-            )
-        if key == "encoder_options" and isinstance(params.get(key), dict) and isinstance(value, dict):
-            value = {**value, **params[key]}
-        params[key] = value
-    return params
-
-
-def _say(args, message):
-    if getattr(args, "verbose", 0) >= 0:
-        print(message, file=sys.stderr, flush=True)
-
-
-#: Characters other than ``\n`` and ``\r`` that ``str.splitlines`` breaks lines at.
-_OTHER_LINE_BREAKS = dict.fromkeys(map(ord, "\v\f\x1c\x1d\x1e\x85\u2028\u2029"), " ")
-
-
-def _clean_text(text):
-    return text.replace("\t", " ").replace("\r", " ").replace("\n", " ").translate(_OTHER_LINE_BREAKS)
-
-
-def _escape_label(label):
-    r"""A label as one TSV field: ``\t``, ``\n`` and ``\r`` escaped, other line breaks as spaces."""
-    text = str(label)
-    if "\t" in text or text.splitlines() != [text]:
-        text = text.replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-        text = text.translate(_OTHER_LINE_BREAKS)
-    return text
-
-
-def _check_output(path, what, *, replaced=True):
-    """Refuse an output path before any work: a folder, a missing folder, or (``replaced``) a non-file."""
-    from ._atomic import check_destination
-
-    if path is None or path == "-":
-        return
-    try:
-        if replaced:
-            check_destination(path)  # the model file replaces what is there: only a regular file
-        elif Path(path).is_dir():
-            raise IsADirectoryError(f"{path} is a directory; give a file path.")
-        elif not Path(path).parent.is_dir():
-            raise FileNotFoundError(f"the folder {Path(path).parent} does not exist.")
-    except (OSError, ValueError) as error:
-        raise UsageError(f"cannot write the {what} to '{path}': {error}") from None
-
-
-def _open_output(path):
-    if path is None or path == "-":
-        return sys.stdout, False
-    _check_output(path, "predictions", replaced=False)
-    return Path(path).open("w", encoding="utf-8", newline="\n"), True
-
-
 # -- subcommands ------------------------------------------------------------------
 def cmd_fit(args):
     """``sktail fit``: train on a TSV file and save the model."""
-    from sklearn.utils._param_validation import InvalidParameterError
-
     from .classifier import AutoTailClassifier
 
-    valid = AutoTailClassifier().get_params()
-    params = parse_settings(args.set, valid)
-    params_from_set = set(params)
-    if args.encoder is not None:
-        params["encoder"] = args.encoder
-    if args.seed is not None:
-        params["random_state"] = args.seed
-    elif "random_state" not in params:
-        params["random_state"] = DEFAULT_SEED  # reproducible by default
-    params.setdefault("verbose", max(args.verbose, 0))
-    _check_output(args.output, "model")  # before any training
-    _check_encoder_folder(params.get("encoder"))
-    texts, labels = _read_labelled(args.train, "training file", args)
-    fit_kwargs = {}
-    if args.validation is not None:
-        fit_kwargs["validation_data"] = _read_labelled(args.validation, "validation file", args)
-    output = Path(args.output)
-    clf = AutoTailClassifier(**params)
-    _say(args, f"training on {len(texts)} texts from {args.train} ({len(set(labels))} classes), "
-               f"seed {params['random_state']} (--seed to change)")
-    try:
-        clf.fit(texts, labels, **fit_kwargs)
-    except (InvalidParameterError, ValueError) as error:
-        # invalid parameter values, a single class, unknown validation labels, ...
-        raise UsageError(str(error)) from error
-    except OSError as error:
-        if not str(error).startswith("Could not load the encoder"):
-            raise
-        raise UsageError(str(error)) from error  # an unusable --encoder folder or id
-    if "verbose" not in params_from_set:
-        clf.set_params(verbose=0)  # the saved model predicts silently, as in library use
-    _save_model(clf, output)
-    score = clf.best_validation_score_
-    kept = f"epoch {clf.best_epoch_} of {clf.n_iter_}"
-    if score is not None:
-        kept += f", validation accuracy {100 * score:.2f}%"
-    _say(args, f"saved {output} ({kept}; tail gate {'on' if clf.tail_gate_on_ else 'off'}, "
-               f"imbalance index {clf.imbalance_index_:.3f})")
-    return 0
+    return _cli_fit.fit(args, AutoTailClassifier)
 
 
 def cmd_predict(args):
     """``sktail predict``: label texts from a file, in input order."""
-    _check_output(args.output, "predictions", replaced=False)  # before loading and scoring
-    clf = _load_model(args.model)
-    texts = _read_inputs(args.input, args.format)
-    clf.set_params(verbose=max(args.verbose, 0))
-    if args.proba:
-        proba = clf.predict_proba(texts)
-        labels = clf.classes_[proba.argmax(axis=1)]
-    else:
-        labels = clf.predict(texts)
-    out, close = _open_output(args.output)
-    try:
-        if args.proba:
-            out.write("\t".join(["text", "label", *map(_escape_label, clf.classes_)]) + "\n")
-            for text, label, row in zip(texts, labels, proba):
-                out.write("\t".join([_clean_text(text), _escape_label(label), *(f"{p:.6f}" for p in row)]) + "\n")
-        else:
-            for text, label in zip(texts, labels):
-                out.write(f"{_clean_text(text)}\t{_escape_label(label)}\n")
-    finally:
-        if close:
-            out.close()
-        else:
-            out.flush()
-    if close:
-        _say(args, f"wrote {len(texts)} predictions to {args.output}")
-    return 0
+    return _cli_fit.predict(args, _load_model)
 
 
 def cmd_evaluate(args):
     """``sktail evaluate``: score a model on a labelled TSV file."""
-    from .report import build_report, format_report, unseen_labels_message, write_report
-
-    clf = _load_model(args.model)
-    texts, labels = _read_labelled(args.test, "test file", args)
-    clf.set_params(verbose=max(args.verbose, 0))
-    predicted = clf.predict(texts)
-    report = build_report(labels, predicted, clf.classes_, clf.class_counts_, clf.tail_classes_)
-    unseen = unseen_labels_message(report)
-    if unseen is not None:
-        _say(args, f"note: {unseen}")
-    if args.json:
-        print(json.dumps(report, ensure_ascii=False, indent=2))
-    else:
-        print(format_report(report))
-    if args.report is not None:
-        details = {"model": args.model, "test file": args.test, "encoder": clf.encoder_.describe()}
-        plots = True
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            plots = False
-            _say(args, 'matplotlib is not installed: the report has no plots (pip install "sktail[plots]")')
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", UserWarning)
-            files = write_report(report, args.report, details=details, plots=plots)
-        for message in dict.fromkeys(str(w.message) for w in caught):  # once each, in order
-            _say(args, f"note: {message}")
-        _say(args, f"wrote {', '.join(str(f) for f in files)}")
-    return 0
-
-
-def model_summary(clf):
-    """A JSON-ready description of a fitted model (what ``sktail info`` prints).
-
-    Parameters
-    ----------
-    clf : AutoTailClassifier
-        A fitted estimator.
-
-    Returns
-    -------
-    dict
-        Encoder, classes with training counts (counted after the validation
-        hold-out), membership of the prior tail set (``tail``: docs/method.md's
-        median rule, the classes that get a prior offset) and frequency band
-        (``frequency_band``: thirds of the classes by count, as in ``sktail
-        evaluate``), gate, resolved settings, parameters that differ from the
-        defaults, and the training history.
-    """
-    from .classifier import AutoTailClassifier
-    from .metrics import frequency_bands
-
-    defaults = AutoTailClassifier().get_params()
-    tail = set(clf.tail_classes_.tolist())
-    bands = frequency_bands((clf.classes_, clf.class_counts_)) if len(clf.classes_) >= 3 else {}
-    return {
-        "sktail_version": __version__,
-        "encoder": clf.encoder_.describe(),
-        "n_classes": len(clf.classes_),
-        "classes": [
-            {"label": label, "train_count": int(n), "tail": label in tail,
-             "frequency_band": bands.get(label), "offset": float(off)}
-            for label, n, off in zip(clf.classes_.tolist(), clf.class_counts_, clf.prior_offsets_)
-        ],
-        "imbalance_index": float(clf.imbalance_index_),
-        "tail_gate_on": bool(clf.tail_gate_on_),
-        "resolved": {name: getattr(clf, name + "_") for name in ("max_length", "epochs", "batch_size", "learning_rate")},
-        "params": {k: v for k, v in clf.get_params().items() if v != defaults.get(k)},
-        "best_epoch": int(clf.best_epoch_),
-        "best_validation_score": clf.best_validation_score_,
-        "history": clf.history_,
-    }
-
-
-def _format_summary(summary, path):
-    lines = [
-        f"model file       {path}",
-        f"encoder          {summary['encoder']}",
-        f"classes          {summary['n_classes']}",
-        f"imbalance index  {summary['imbalance_index']:.3f} (tail gate {'on' if summary['tail_gate_on'] else 'off'})",
-        "settings         " + ", ".join(f"{k}={v}" for k, v in summary["resolved"].items()),
-        "changed params   " + (", ".join(f"{k}={v!r}" for k, v in summary["params"].items()) or "none"),
-    ]
-    score = summary["best_validation_score"]
-    kept = f"epoch {summary['best_epoch']} of {len(summary['history'])}"
-    lines.append(f"kept             {kept}" + ("" if score is None else f" (validation accuracy {100 * score:.2f}%)"))
-    n_tail = sum(row["tail"] for row in summary["classes"])
-    lines += [
-        "",
-        f"prior tail set   {n_tail} of {summary['n_classes']} classes: count <= median count "
-        "(these get the prior offset)",
-        "frequency band   tail/mid/head = thirds of the classes by count (the bands of 'sktail evaluate')",
-        "train count      rows per class after the validation hold-out",
-        "",
-        "label\ttrain count\tprior tail set\tfrequency band\toffset",
-    ]
-    for row in summary["classes"]:
-        lines.append(f"{row['label']}\t{row['train_count']}\t{'yes' if row['tail'] else ''}\t"
-                     f"{row.get('frequency_band') or ''}\t{row['offset']:.3f}")
-    return "\n".join(lines)
+    return _cli_fit.evaluate(args, _load_model)
 
 
 def cmd_info(args):
     """``sktail info``: describe a saved model."""
-    clf = _load_model(args.model)
-    summary = model_summary(clf)
-    if args.json:
-        print(json.dumps(summary, ensure_ascii=False, indent=2, default=str))
-    else:
-        print(_format_summary(summary, args.model))
-    return 0
+    return _cli_info.info(args, _load_model)
 
 
 def cmd_demo(args):
     """``sktail demo``: baseline vs AutoTail-BSFGM on CSL titles or the built-in corpus."""
-    from ._demo import BANDS_LINE, format_demo_table, load_demo_data, load_folder, run_demo
+    from .classifier import AutoTailClassifier
 
-    if args.data is not None:
-        try:
-            data = load_folder(args.data)
-        except (OSError, ValueError) as error:
-            raise UsageError(str(error)) from error
-    else:
-        data = load_demo_data(args.data_home, download=args.download)
-    print(f"data: {data.source}")
-    params = parse_settings(args.set, _demo_keys())
-    rows, mcnemar = run_demo(
-        data, random_state=args.seed, verbose=max(args.verbose, 0),
-        say=lambda message: _say(args, message), **params,
-    )
-    print(format_demo_table(rows))
-    print(BANDS_LINE)
-    print(f"exact McNemar test, baseline vs AutoTail-BSFGM: b={mcnemar.b}, c={mcnemar.c}, "
-          f"p={mcnemar.pvalue:.3g}")
-    print("seconds: fit and predict; the first sktail model's also include one-off start-up "
-          "(tokenizer dictionary, PyTorch modules).")
-    print("one seed and one split: differences of a point or two are within seed-to-seed noise.")
-    return 0
-
-
-def _size(n_bytes):
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n_bytes < 1024 or unit == "GiB":
-            return f"{n_bytes:.0f} {unit}" if unit == "B" else f"{n_bytes:.1f} {unit}"
-        n_bytes /= 1024
+    return _cli_info.demo(args, AutoTailClassifier)
 
 
 def cmd_cache(args):
     """``sktail cache``: show (or with ``--clear`` empty) sktail's cache folder."""
-    from ._home import cache_entries, clear_cache, get_sktail_home
-
-    home = get_sktail_home()
-    if args.clear:
-        freed = clear_cache(home)
-        print(f"cleared {home}: freed {_size(freed)}")
-        return 0
-    entries = cache_entries(home)
-    total = sum(size for _, size in entries)
-    if args.json:
-        print(json.dumps({"location": str(home), "total_bytes": total,
-                          "entries": [{"name": n, "bytes": s} for n, s in entries]}, indent=2))
-        return 0
-    print(f"location  {home}  (set SKTAIL_HOME, or XDG_CACHE_HOME, to move it)")
-    for name, size in entries:
-        print(f"{_size(size):>10}  {name}")
-    print(f"{_size(total):>10}  in all" + ("" if entries else " (empty)"))
-    return 0
-
-
-def _demo_keys():
-    from ._demo import BASELINE
-    from .classifier import AutoTailClassifier
-
-    return set(AutoTailClassifier().get_params()) - set(BASELINE) - {"random_state", "verbose"}
+    return _cli_info.cache(args)
 
 
 # -- parser -------------------------------------------------------------------------
