@@ -16,7 +16,14 @@ from sktail._feature_cache import FeatureCache, text_keys
 from sktail.encoders._base import TextClassifierNetwork
 from sktail.encoders._hf import HFEncoder
 from sktail.objective import AutoTailLoss
-from sktail.training import CachedFeatures, TopLayers, Trainer, TrainingConfig, cached_features, regimes
+from sktail.training import (
+    CachedFeatures,
+    TopLayers,
+    Trainer,
+    TrainingConfig,
+    cached_features,
+    regimes,
+)
 
 from .conftest import FAST_BAG, write_tiny_bert
 
