@@ -20,6 +20,13 @@ def resolve_device(device: str = "auto") -> torch.device:
     Returns
     -------
     torch.device
+        The device to run on.
+
+    Raises
+    ------
+    ValueError
+        If ``device`` is not a valid torch device, or names CUDA while CUDA is
+        not available.
     """
     if device == "auto":
         if torch.cuda.is_available():
@@ -81,6 +88,8 @@ def autocast(device: torch.device, dtype):
     Returns
     -------
     contextlib.AbstractContextManager
+        :func:`torch.autocast` for ``device`` and ``dtype``, or a
+        :func:`contextlib.nullcontext`.
     """
     if dtype is None:
         return contextlib.nullcontext()

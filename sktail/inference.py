@@ -28,7 +28,7 @@ __all__ = [
 
 
 def length_sorted_batches(lengths, batch_size: int):
-    """Batches of rows sorted by length, longest first (for inference).
+    """Split rows into batches sorted by length, longest first (for inference).
 
     Parameters
     ----------
@@ -59,6 +59,7 @@ def to_device(batch: dict, device: torch.device) -> dict:
     Returns
     -------
     dict of str to Tensor
+        The same keys, each tensor on ``device``.
     """
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
@@ -191,18 +192,31 @@ def encode_features(encoder_network, text_encoder, ids, *, batch_size: int, devi
 
 
 def extract_features(encoder_network, text_encoder, ids, *, batch_size: int, device, autocast_dtype=None, cache=None):
-    """Features of texts, read from ``cache`` where present, else computed and stored.
+    """Compute the features of texts, read from ``cache`` where present, else computed and stored.
+
+    Each distinct missing text is encoded once (see :func:`encode_features`).
 
     Parameters
     ----------
-    encoder_network, text_encoder, ids, batch_size, device, autocast_dtype
-        As for :func:`encode_features`.
+    encoder_network : EncoderNetwork
+        The encoder, already on ``device``.
+    text_encoder : TextEncoder
+        Pads the batches.
+    ids : list of ndarray
+        Token ids of each text.
+    batch_size : int
+        Texts per forward pass.
+    device : torch.device
+        Where to run.
+    autocast_dtype : torch.dtype, default=None
+        Mixed precision of the forward pass.
     cache : FeatureCache, default=None
         Where to look up and store features; None computes all of them.
 
     Returns
     -------
     features : ndarray of float32, shape (n_texts, hidden_size)
+        Features in the input order.
     n_encoded : int
         Number of distinct texts that were run through the encoder.
     """

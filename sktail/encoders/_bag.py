@@ -31,6 +31,22 @@ class BagNetwork(EncoderNetwork):
         In training mode, each token of a text is left out of its mean with
         this probability (the mean is then taken over the kept tokens). In
         evaluation mode every token counts.
+
+    See Also
+    --------
+    BagEncoder : The encoder that builds this network.
+    EncoderNetwork : The network contract.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sktail.encoders import BagNetwork
+    >>> network = BagNetwork(vocab_size=10, embedding_dim=4, init_std=0.1).eval()
+    >>> batch = {"ids": torch.tensor([1, 2, 3]), "offsets": torch.tensor([0, 2])}  # texts [1, 2] and [3]
+    >>> network(batch).shape
+    torch.Size([2, 4])
+    >>> network.input_embeddings().shape
+    torch.Size([10, 4])
     """
 
     def __init__(self, vocab_size: int, embedding_dim: int, init_std: float, token_dropout: float = 0.0):
@@ -41,7 +57,19 @@ class BagNetwork(EncoderNetwork):
         nn.init.normal_(self.bag.weight, std=init_std)
 
     def forward(self, batch):
-        """Mean-pool each text's embeddings; an empty text pools to zeros."""
+        """Mean-pool each text's embeddings; an empty text pools to zeros.
+
+        Parameters
+        ----------
+        batch : dict of str to Tensor
+            ``ids``, the concatenated token ids of the texts, and ``offsets``,
+            where each text starts in ``ids`` (see :meth:`BagEncoder.collate`).
+
+        Returns
+        -------
+        Tensor of shape (n_texts, embedding_dim)
+            The mean embedding of each text (over its kept tokens in training).
+        """
         ids, offsets = batch["ids"], batch["offsets"]
         if not (self.training and self.token_dropout > 0):
             return self.bag(ids, offsets)
@@ -55,12 +83,18 @@ class BagNetwork(EncoderNetwork):
         )
 
     def input_embeddings(self):
-        """The embedding table."""
+        """Return the embedding table, FGM's target.
+
+        Returns
+        -------
+        torch.nn.Parameter
+            The ``(vocab_size, embedding_dim)`` weight of the ``EmbeddingBag``.
+        """
         return self.bag.weight
 
 
 class BagEncoder(TextEncoder):
-    """jieba words + characters + character bigrams, embedded and averaged.
+    """Embed and average jieba words, characters and character bigrams.
 
     The vocabulary is built in ``fit`` from the training texts only.
 
@@ -80,6 +114,23 @@ class BagEncoder(TextEncoder):
     token_dropout : float, default=0.4
         Probability of leaving each token out of a text's mean during
         training (see :class:`BagNetwork`).
+
+    See Also
+    --------
+    BagNetwork : The network it builds.
+    HFEncoder : A pretrained transformer encoder.
+    TextEncoder : The encoder contract.
+
+    Examples
+    --------
+    >>> from sktail.encoders import BagEncoder
+    >>> encoder = BagEncoder(min_count=1)
+    >>> ids = encoder.fit_tokenize(["深度学习", "水稻种植"], max_length=16)
+    >>> encoder.describe()
+    'jieba-bag(dim=64, vocab=20)'
+    >>> batch = encoder.collate(ids)
+    >>> encoder.build_network()(batch).shape
+    torch.Size([2, 64])
     """
 
     # 2,048 ids hold the words, characters and bigrams of a 500-character abstract.
@@ -114,15 +165,53 @@ class BagEncoder(TextEncoder):
         )
 
     def fit_tokenize(self, texts, max_length):
-        """Build the vocabulary from the training texts and return their ids."""
+        """Build the vocabulary from the training texts and return their ids.
+
+        Parameters
+        ----------
+        texts : list of str
+            Training texts.
+        max_length : int
+            Most ids per text (longer texts are truncated).
+
+        Returns
+        -------
+        list of ndarray of int64
+            One id array per text.
+        """
         return self.vocabulary.fit_encode(texts, max_length)
 
     def tokenize(self, texts, max_length):
-        """Token ids of each text, truncated to ``max_length``."""
+        """Map texts to token ids with the fitted vocabulary (unknown tokens get the ``<unk>`` id).
+
+        Parameters
+        ----------
+        texts : list of str
+            Texts.
+        max_length : int
+            Most ids per text (longer texts are truncated).
+
+        Returns
+        -------
+        list of ndarray of int64
+            One id array per text.
+        """
         return self.vocabulary.encode(texts, max_length)
 
     def collate(self, ids):
-        """Flatten a batch into ``EmbeddingBag`` inputs (``ids`` and ``offsets``)."""
+        """Flatten a batch into ``EmbeddingBag`` inputs (``ids`` and ``offsets``).
+
+        Parameters
+        ----------
+        ids : list of ndarray
+            One id array per text.
+
+        Returns
+        -------
+        dict of str to Tensor
+            ``ids``, the concatenated ids, and ``offsets``, the start of each
+            text in them (int64).
+        """
         lengths = np.fromiter((len(a) for a in ids), dtype=np.int64, count=len(ids))
         offsets = np.zeros(len(ids), dtype=np.int64)
         np.cumsum(lengths[:-1], out=offsets[1:])
@@ -130,16 +219,41 @@ class BagEncoder(TextEncoder):
         return {"ids": torch.from_numpy(flat.astype(np.int64)), "offsets": torch.from_numpy(offsets)}
 
     def build_network(self, *, pretrained=True):
-        """A freshly initialised :class:`BagNetwork` sized to the vocabulary."""
+        """Create a freshly initialised :class:`BagNetwork` sized to the vocabulary.
+
+        Parameters
+        ----------
+        pretrained : bool, default=True
+            Not used: the embeddings always start random (no pretrained weights).
+
+        Returns
+        -------
+        BagNetwork
+            One embedding row per vocabulary token.
+        """
         return BagNetwork(len(self.vocabulary), self.embedding_dim, self.init_std, self.token_dropout)
 
     def describe(self):
-        """Encoder name and vocabulary size."""
+        """Describe the encoder: its name, embedding width and vocabulary size.
+
+        Returns
+        -------
+        str
+            E.g. ``"jieba-bag(dim=64, vocab=5000)"`` (``vocab=unfitted`` before fit).
+        """
         size = len(self.vocabulary) if hasattr(self.vocabulary, "tokens_") else "unfitted"
         return f"jieba-bag(dim={self.embedding_dim}, vocab={size})"
 
     def to_config(self):
-        """Settings and the vocabulary (``vocabulary.json``, the id-ordered token list)."""
+        """Serialise the settings and the vocabulary (``vocabulary.json``, the id-ordered token list).
+
+        Returns
+        -------
+        config : dict
+            The constructor's settings.
+        files : dict of str to bytes
+            ``{"vocabulary.json": ...}``, the tokens as an ASCII JSON list.
+        """
         vocabulary = self.vocabulary
         config = {
             "embedding_dim": self.embedding_dim, "init_std": self.init_std,

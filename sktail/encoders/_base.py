@@ -28,7 +28,44 @@ __all__ = ["EncoderNetwork", "TextClassifierNetwork", "TextEncoder"]
 
 
 class EncoderNetwork(nn.Module, ABC):
-    """Network half of an encoder: texts' ids in, one pooled vector per text out."""
+    """Network half of an encoder: texts' ids in, one pooled vector per text out.
+
+    An abstract :class:`torch.nn.Module`: subclasses set ``hidden_size`` (the
+    width of the pooled vector) and implement :meth:`forward` and
+    :meth:`input_embeddings`; those with transformer layers also return them
+    from :meth:`layer_stack`.
+
+    Parameters
+    ----------
+    *args, **kwargs
+        Passed to :class:`torch.nn.Module`; subclasses take their own settings.
+
+    See Also
+    --------
+    TextEncoder : The tokenizer half, which builds this network.
+    TextClassifierNetwork : This network, dropout and a linear head.
+    BagNetwork : The built-in offline network.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from sktail.encoders import EncoderNetwork
+    >>> class MeanOfEmbeddings(EncoderNetwork):
+    ...     def __init__(self, vocab_size, hidden_size):
+    ...         super().__init__()
+    ...         self.hidden_size = hidden_size
+    ...         self.embedding = nn.Embedding(vocab_size, hidden_size)
+    ...     def forward(self, batch):
+    ...         return self.embedding(batch["input_ids"]).mean(dim=1)
+    ...     def input_embeddings(self):
+    ...         return self.embedding.weight
+    >>> network = MeanOfEmbeddings(10, 4)
+    >>> network({"input_ids": torch.tensor([[1, 2], [3, 4]])}).shape
+    torch.Size([2, 4])
+    >>> network.layer_stack() is None
+    True
+    """
 
     hidden_size: int
 
@@ -44,23 +81,27 @@ class EncoderNetwork(nn.Module, ABC):
         Returns
         -------
         Tensor of shape (batch, hidden_size)
+            One pooled vector per text.
         """
 
     @abstractmethod
     def input_embeddings(self) -> nn.Parameter:
-        """The input word-embedding matrix ``E``, FGM's target.
+        """Return the input word-embedding matrix ``E``, FGM's target.
 
         Returns
         -------
         torch.nn.Parameter
+            The matrix itself (not a copy), of shape ``(vocab_size, dim)``.
         """
 
     def layer_stack(self) -> nn.ModuleList | None:
-        """The transformer layers from the bottom up, or None for a network without layers.
+        """Return the transformer layers from the bottom up, or None for a network without layers.
 
         Returns
         -------
         torch.nn.ModuleList or None
+            The layers ``train_encoder=k`` freezes all but the top ``k`` of;
+            None here.
         """
         return None
 
@@ -76,6 +117,20 @@ class TextClassifierNetwork(nn.Module):
         Number of output logits.
     dropout : float, default=0.1
         Dropout on the pooled vector.
+
+    See Also
+    --------
+    EncoderNetwork : The encoder's network.
+    TextEncoder.build_classifier : Builds this network for an encoder.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sktail.encoders import BagNetwork, TextClassifierNetwork
+    >>> network = TextClassifierNetwork(BagNetwork(10, 4, init_std=0.1), n_classes=3)
+    >>> batch = {"ids": torch.tensor([1, 2, 3]), "offsets": torch.tensor([0, 2])}
+    >>> network(batch).shape
+    torch.Size([2, 3])
     """
 
     def __init__(self, encoder: EncoderNetwork, n_classes: int, dropout: float = 0.1):
@@ -85,7 +140,7 @@ class TextClassifierNetwork(nn.Module):
         self.head = nn.Linear(encoder.hidden_size, n_classes)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Raw logits ``z``.
+        """Compute the raw logits ``z``.
 
         Parameters
         ----------
@@ -95,6 +150,7 @@ class TextClassifierNetwork(nn.Module):
         Returns
         -------
         Tensor of shape (batch, n_classes)
+            ``head(dropout(encoder(batch)))``.
         """
         return self.head(self.dropout(self.encoder(batch)))
 
@@ -105,6 +161,24 @@ class TextEncoder(ABC):
     Subclasses keep only picklable state (configuration, vocabulary, tokenizer
     files), so a fitted classifier can store them and rebuild the network
     without the network connection or the original model directory.
+
+    See Also
+    --------
+    EncoderNetwork : The network half.
+    BagEncoder : The built-in offline encoder.
+    HFEncoder : Any Hugging Face encoder model.
+    register : Add a family under its ``encoder=`` name.
+
+    Examples
+    --------
+    >>> from sktail.encoders import BagEncoder, TextEncoder
+    >>> encoder = BagEncoder(min_count=1)
+    >>> isinstance(encoder, TextEncoder)
+    True
+    >>> ids = encoder.fit_tokenize(["深度学习", "水稻种植"], max_length=16)
+    >>> network = encoder.build_classifier(n_classes=2, dropout=0.1)
+    >>> network(encoder.collate(ids)).shape
+    torch.Size([2, 2])
     """
 
     #: ``"auto"`` values of the classifier, resolved per encoder family.
@@ -118,7 +192,7 @@ class TextEncoder(ABC):
 
     @classmethod
     def from_name(cls, name: str, **options) -> TextEncoder:
-        """The unfitted encoder for an ``encoder=`` value of this family.
+        """Create the unfitted encoder for an ``encoder=`` value of this family.
 
         Parameters
         ----------
@@ -130,11 +204,12 @@ class TextEncoder(ABC):
         Returns
         -------
         TextEncoder
+            ``cls(**options)`` here.
         """
         return cls(**options)
 
     def auto_epochs(self, n_rows: int, batch_size: int) -> int:
-        """The ``"auto"`` number of epochs for ``n_rows`` training rows.
+        """Return the ``"auto"`` number of epochs for ``n_rows`` training rows.
 
         ``defaults["epochs"]``, raised where needed so that training takes at
         least :attr:`min_training_steps` optimizer steps (small training sets
@@ -150,6 +225,7 @@ class TextEncoder(ABC):
         Returns
         -------
         int
+            The number of epochs.
         """
         epochs = self.defaults["epochs"]
         if self.min_training_steps:
@@ -172,6 +248,7 @@ class TextEncoder(ABC):
         Returns
         -------
         list of ndarray of int64
+            One id array per text.
         """
         return self.tokenize(texts, max_length)
 
@@ -189,6 +266,7 @@ class TextEncoder(ABC):
         Returns
         -------
         list of ndarray of int64
+            One id array per text.
         """
 
     @abstractmethod
@@ -219,10 +297,11 @@ class TextEncoder(ABC):
         Returns
         -------
         EncoderNetwork
+            A new network, on the CPU.
         """
 
     def build_classifier(self, n_classes: int, dropout: float, *, pretrained: bool = True) -> nn.Module:
-        """The whole classifier network: this encoder's network, dropout, a linear head.
+        """Build the whole classifier network: this encoder's network, dropout, a linear head.
 
         Families whose pooled output is not a dense vector (a sparse lexical
         channel, say) override this to return their own encoder + dropout +
@@ -241,11 +320,12 @@ class TextEncoder(ABC):
         Returns
         -------
         torch.nn.Module
+            A :class:`TextClassifierNetwork` here.
         """
         return TextClassifierNetwork(self.build_network(pretrained=pretrained), n_classes, dropout)
 
     def make_regime(self, train_encoder, feature_cache=None):
-        """The training regime this family needs, or None for the usual ones.
+        """Return the training regime this family needs, or None for the usual ones.
 
         Parameters
         ----------
@@ -262,16 +342,17 @@ class TextEncoder(ABC):
         return None
 
     def pad_id(self) -> int:
-        """The id used for padding.
+        """Return the id used for padding.
 
         Returns
         -------
         int
+            0 here.
         """
         return 0
 
     def to_config(self) -> tuple[dict, dict[str, bytes]]:
-        """The fitted encoder as JSON settings plus named data files, for :func:`sktail.load`.
+        """Serialise the fitted encoder as JSON settings plus named data files, for :func:`sktail.load`.
 
         Together with :meth:`from_config` this is the pickle-free serialisation
         used by :meth:`AutoTailClassifier.save`: the settings must be
@@ -307,11 +388,12 @@ class TextEncoder(ABC):
         raise NotImplementedError(f"{cls.__name__} does not support loading with from_config().")
 
     def describe(self) -> str:
-        """Short human-readable identity of the encoder.
+        """Describe the encoder in a few words.
 
         Returns
         -------
         str
+            A short human-readable identity (here the class name).
         """
         return type(self).__name__
 

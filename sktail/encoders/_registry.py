@@ -24,7 +24,7 @@ __all__ = [
 
 @dataclass(frozen=True)
 class EncoderFamily:
-    """One family of encoders.
+    """Describe one family of encoders: its id, its class and the names that select it.
 
     Attributes
     ----------
@@ -38,6 +38,18 @@ class EncoderFamily:
     accepts_any_name : bool
         Whether any other ``encoder=`` string (a model id, a folder) goes to
         this family. At most one family does.
+
+    See Also
+    --------
+    register : Add a family.
+    make_encoder : Build the encoder for an ``encoder=`` value.
+
+    Examples
+    --------
+    >>> from sktail.encoders import BagEncoder, EncoderFamily
+    >>> family = EncoderFamily("jieba-bag", "sktail.encoders._bag:BagEncoder", names=("jieba-bag",))
+    >>> family.resolve() is BagEncoder
+    True
     """
 
     id: str
@@ -46,11 +58,12 @@ class EncoderFamily:
     accepts_any_name: bool = False
 
     def resolve(self) -> type:
-        """The encoder class, imported if given by path.
+        """Return the encoder class, imported if given by path.
 
         Returns
         -------
         type
+            The :class:`~sktail.encoders.TextEncoder` subclass.
         """
         if isinstance(self.encoder_class, str):
             module, _, name = self.encoder_class.partition(":")
@@ -67,6 +80,7 @@ def register(family: EncoderFamily) -> EncoderFamily:
     Parameters
     ----------
     family : EncoderFamily
+        The family; one with the same ``id`` is replaced.
 
     Returns
     -------
@@ -203,6 +217,7 @@ def make_encoder(name: str, options: dict | None = None):
     Returns
     -------
     TextEncoder
+        The family's ``from_name(name, **options)``.
 
     Raises
     ------

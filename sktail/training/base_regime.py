@@ -27,6 +27,22 @@ class Regime:
         ``"auto"`` values that replace the encoder's own.
     distributed : bool
         Whether the regime runs under data-parallel training.
+
+    See Also
+    --------
+    AllLayers : Every parameter trains.
+    TopLayers : The top ``k`` transformer layers and the head train.
+    CachedFeatures : The head trains on features computed once.
+    regime_for : The regime of a ``train_encoder`` value.
+
+    Examples
+    --------
+    >>> from sktail.training import Regime
+    >>> regime = Regime()
+    >>> regime.name, regime.distributed
+    ('all', True)
+    >>> regime.collator("the encoder")  # batches are collated by the encoder itself
+    'the encoder'
     """
 
     name = "all"
@@ -43,7 +59,7 @@ class Regime:
         """
 
     def setup(self, network: TextClassifierNetwork) -> nn.Module:
-        """The module the loop trains, before its optimizer is built.
+        """Return the module the loop trains, before its optimizer is built.
 
         Parameters
         ----------
@@ -53,6 +69,7 @@ class Regime:
         Returns
         -------
         torch.nn.Module
+            Here ``network`` itself, every parameter trainable.
         """
         return network
 
@@ -68,7 +85,7 @@ class Regime:
         """
 
     def prepare(self, trainer, train, validation):
-        """The training and validation data the loop iterates over.
+        """Return the training and validation data the loop iterates over.
 
         Parameters
         ----------
@@ -87,7 +104,7 @@ class Regime:
         return train, validation
 
     def collator(self, encoder):
-        """The object whose ``collate(rows)`` builds a batch from training rows.
+        """Return the object whose ``collate(rows)`` builds a batch from training rows.
 
         Parameters
         ----------
@@ -97,11 +114,12 @@ class Regime:
         Returns
         -------
         object
+            Here ``encoder`` itself (it pads token ids into a batch).
         """
         return encoder
 
     def adversarial(self, network: nn.Module, batch: dict):
-        """The batch to forward and FGM's explicit target for it.
+        """Return the batch to forward and FGM's explicit target for it.
 
         Parameters
         ----------
@@ -113,13 +131,14 @@ class Regime:
         Returns
         -------
         batch : dict of str to Tensor
+            The batch to forward: here ``batch`` itself.
         target : Tensor
             The tensor FGM perturbs: here the word-embedding matrix ``E``.
         """
         return batch, network.encoder.input_embeddings()
 
     def context(self, device):
-        """Context around the epochs (a no-op here).
+        """Return the context entered around the epochs (a no-op here).
 
         Parameters
         ----------
@@ -129,6 +148,7 @@ class Regime:
         Returns
         -------
         contextlib.AbstractContextManager
+            A :func:`contextlib.nullcontext`.
         """
         return contextlib.nullcontext()
 

@@ -118,6 +118,23 @@ class CachedFeatures(Regime):
         Distinct texts run through the encoder by :meth:`prepare`.
     encoding_seconds_ : float
         Time spent obtaining the features (cache reads and encoding).
+
+    See Also
+    --------
+    AllLayers : Every parameter trains.
+    TopLayers : The top ``k`` transformer layers and the head train.
+    sktail.inference.extract_features : The pooled features of a set of texts.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sktail.training import CachedFeatures
+    >>> regime = CachedFeatures()
+    >>> regime.name, regime.distributed
+    ('none', False)
+    >>> batch = regime.collator(None).collate([np.zeros(3), np.ones(3)])
+    >>> batch["features"].shape
+    torch.Size([2, 3])
     """
 
     name = "none"
@@ -130,16 +147,33 @@ class CachedFeatures(Regime):
         self._standardization = None
 
     def check(self, encoder):
-        """Only pretrained encoders give features worth freezing."""
+        """Raise ``ValueError`` unless ``encoder`` is pretrained (only those give features worth freezing).
+
+        Parameters
+        ----------
+        encoder : TextEncoder
+            The unfitted encoder of this fit.
+        """
         needs_pretrained("none", encoder)
 
     def setup(self, network):
-        """The classifier's dropout and head over a stand-in encoder of cached features."""
+        """Return the classifier's dropout and head over a stand-in encoder of cached features.
+
+        Parameters
+        ----------
+        network : TextClassifierNetwork
+            The classifier network; its dropout and head are shared, not copied.
+
+        Returns
+        -------
+        TextClassifierNetwork
+            A network whose encoder returns each batch's ``"features"``.
+        """
         self._network = network
         return _HeadNetwork(network)
 
     def features(self, trainer, ids) -> np.ndarray:
-        """Pooled features of the texts, from the cache or the frozen encoder.
+        """Compute the pooled features of the texts, from the cache or the frozen encoder.
 
         Parameters
         ----------
@@ -151,6 +185,7 @@ class CachedFeatures(Regime):
         Returns
         -------
         ndarray of float32, shape (n_texts, hidden_size)
+            One row per text, in the order of ``ids``.
         """
         config = trainer.config
         start = time.perf_counter()
@@ -174,7 +209,24 @@ class CachedFeatures(Regime):
         return features
 
     def prepare(self, trainer, train, validation):
-        """Encode the texts once and standardise the features with the training rows' statistics."""
+        """Encode the texts once and standardise the features with the training rows' statistics.
+
+        Parameters
+        ----------
+        trainer : Trainer
+            The loop (for its device, precision, batch size and verbosity).
+        train : tuple (ids, y, w)
+            Token ids, class indices, sample weights.
+        validation : tuple (ids, y) or None
+            Held-out rows.
+
+        Returns
+        -------
+        train : tuple (features, y, w)
+            Standardised feature rows in place of the token ids.
+        validation : tuple (features, y) or None
+            The same for the held-out rows.
+        """
         ids, y, w = train
         val_ids = [] if validation is None else list(validation[0])
         features = self.features(trainer, list(ids) + val_ids)
@@ -185,25 +237,67 @@ class CachedFeatures(Regime):
         return (features[: len(ids)], y, w), head_validation
 
     def collator(self, encoder):
-        """Stacks feature rows."""
+        """Return the collator that stacks feature rows into a batch.
+
+        Parameters
+        ----------
+        encoder : TextEncoder
+            The fitted encoder (not used: rows are features, not token ids).
+
+        Returns
+        -------
+        object
+            Its ``collate(rows)`` returns ``{"features": float32 tensor}``.
+        """
         return _FeatureCollator()
 
     def adversarial(self, network, batch):
-        """The batch's feature tensor, made a leaf so that ``g = dL/dX`` is computed, is FGM's target."""
+        """Make the batch's feature tensor FGM's target, a leaf so that ``g = dL/dX`` is computed.
+
+        Parameters
+        ----------
+        network : torch.nn.Module
+            The trained module (not used).
+        batch : dict of str to Tensor
+            A collated batch on the device.
+
+        Returns
+        -------
+        batch : dict of str to Tensor
+            ``{"features": inputs}``.
+        target : torch.nn.Parameter
+            ``inputs``, the batch's features as a parameter.
+        """
         inputs = nn.Parameter(batch["features"])
         return {"features": inputs}, inputs
 
     def context(self, device):
-        """One intra-op thread on the CPU while the head trains.
+        """Return a context that keeps torch to one intra-op thread on the CPU while the head trains.
 
         The head's operations are far too small to gain from several threads,
         and on a busy CPU the threads' synchronisation makes each step tens of
         times slower. The caller's setting is restored afterwards.
+
+        Parameters
+        ----------
+        device : torch.device
+            The training device; on other devices than the CPU nothing changes.
+
+        Returns
+        -------
+        contextlib.AbstractContextManager
+            The thread-limiting context.
         """
         return _one_cpu_thread(device)
 
     def finish(self, network):
-        """Fold the standardisation into the head, which then takes the raw features."""
+        """Fold the standardisation into the head, which then takes the raw features.
+
+        Parameters
+        ----------
+        network : TextClassifierNetwork
+            The classifier network; its head is changed in place.
+        """
         if self._standardization is not None:
             fold_standardization(network.head, *self._standardization)
 

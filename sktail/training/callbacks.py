@@ -30,22 +30,48 @@ class Callback:
 
     Each hook receives the :class:`~sktail.training.Trainer`; its ``state``
     holds the epoch, the position in it, the history and the best epoch.
+    Subclass it and override the hooks needed; pass instances to the loop
+    (``Trainer(callbacks=...)``) or add them to ``fit`` with :func:`observe`.
+
+    See Also
+    --------
+    observe : Add callbacks to every loop started inside a ``with`` block.
+    BestEpoch : Keep the weights of the best validation epoch.
+    EpochLog : Log one line per epoch.
+
+    Examples
+    --------
+    >>> from sktail import AutoTailClassifier
+    >>> from sktail.training import Callback, observe
+    >>> class EpochCount(Callback):
+    ...     def __init__(self):
+    ...         self.epochs = 0
+    ...     def on_epoch_end(self, trainer, record):
+    ...         self.epochs += 1
+    >>> counter = EpochCount()
+    >>> clf = AutoTailClassifier(epochs=2, batch_size=4, validation_fraction=None, random_state=0)
+    >>> with observe(counter):
+    ...     _ = clf.fit(["深度学习", "水稻种植", "神经网络", "小麦栽培"] * 2, ["工", "农", "工", "农"] * 2)
+    >>> counter.epochs
+    2
     """
 
     def on_train_begin(self, trainer) -> None:
-        """Before the first epoch (after the data are prepared).
+        """Run before the first epoch (after the data are prepared).
 
         Parameters
         ----------
         trainer : Trainer
+            The running loop.
         """
 
     def on_epoch_begin(self, trainer, n_batches: int, start: int) -> None:
-        """Before the batches of an epoch.
+        """Run before the batches of an epoch.
 
         Parameters
         ----------
         trainer : Trainer
+            The running loop.
         n_batches : int
             Batches in the epoch.
         start : int
@@ -53,11 +79,12 @@ class Callback:
         """
 
     def on_batch_end(self, trainer, index: int, loss) -> None:
-        """After the clean (and adversarial) pass of one batch.
+        """Run after the clean (and adversarial) pass of one batch.
 
         Parameters
         ----------
         trainer : Trainer
+            The running loop.
         index : int
             0-based index of the batch in the epoch.
         loss : Tensor
@@ -66,37 +93,41 @@ class Callback:
         """
 
     def on_optimizer_step(self, trainer) -> None:
-        """After every optimizer step (the epoch's last included).
+        """Run after every optimizer step (the epoch's last included).
 
         Parameters
         ----------
         trainer : Trainer
+            The running loop.
         """
 
     def on_step_end(self, trainer) -> None:
-        """After an optimizer step that is not the epoch's last.
+        """Run after an optimizer step that is not the epoch's last.
 
         Parameters
         ----------
         trainer : Trainer
+            The running loop.
         """
 
     def on_epoch_end(self, trainer, record: dict) -> None:
-        """After an epoch and its validation; ``trainer.state.epoch`` is already the next one.
+        """Run after an epoch and its validation; ``trainer.state.epoch`` is already the next one.
 
         Parameters
         ----------
         trainer : Trainer
+            The running loop.
         record : dict
             The epoch's entry of the history.
         """
 
     def on_train_end(self, trainer) -> None:
-        """After the last epoch (or a non-finite stop that keeps an earlier epoch).
+        """Run after the last epoch (or a non-finite stop that keeps an earlier epoch).
 
         Parameters
         ----------
         trainer : Trainer
+            The running loop.
         """
 
 
@@ -108,13 +139,37 @@ class BestEpoch(Callback):
     monitor : str, default="val_accuracy"
         Key of the epoch record to maximise (docs/method.md's rule: accuracy).
         Without validation data the last epoch is kept.
+
+    See Also
+    --------
+    Callback : The hooks a callback can override.
+    TrainingState : Holds ``best_epoch``, ``best_score`` and ``best_weights``.
+
+    Examples
+    --------
+    >>> from sktail.training import BestEpoch
+    >>> BestEpoch().monitor
+    'val_accuracy'
+    >>> BestEpoch(monitor="val_balanced_accuracy").monitor
+    'val_balanced_accuracy'
     """
 
     def __init__(self, monitor: str = "val_accuracy"):
         self.monitor = monitor
 
     def on_epoch_end(self, trainer, record):
-        """Snapshot the weights when ``record[monitor]`` improves strictly."""
+        """Snapshot the weights when ``record[monitor]`` improves strictly.
+
+        Without ``monitor`` in the record (no validation data) the epoch is
+        recorded as the best one and the current weights are kept.
+
+        Parameters
+        ----------
+        trainer : Trainer
+            The running loop; its ``state`` is updated.
+        record : dict
+            The epoch's entry of the history.
+        """
         state = trainer.state
         if self.monitor in record:
             if record[self.monitor] > state.best_score:
@@ -124,16 +179,44 @@ class BestEpoch(Callback):
             state.best_epoch, state.best_weights = record["epoch"], None
 
     def on_train_end(self, trainer):
-        """Load the kept weights into the network."""
+        """Load the kept weights into the network.
+
+        Parameters
+        ----------
+        trainer : Trainer
+            The finished loop; nothing is loaded when no weights were kept.
+        """
         if trainer.state.best_weights is not None:
             trainer.network.load_state_dict(trainer.state.best_weights)
 
 
 class EpochLog(Callback):
-    """One line per epoch to the ``sktail`` logger, and to stdout when verbose (main process only)."""
+    """Log one line per epoch to the ``sktail`` logger, and to stdout when verbose (main process only).
+
+    See Also
+    --------
+    ProgressBar : A bar over each epoch's batches.
+    Callback : The hooks a callback can override.
+
+    Examples
+    --------
+    >>> from sktail.training import Callback, EpochLog
+    >>> isinstance(EpochLog(), Callback)
+    True
+    """
 
     def on_epoch_end(self, trainer, record):
-        """Log the epoch's loss, validation scores and seconds."""
+        """Log the epoch's loss, validation scores and seconds.
+
+        Parameters
+        ----------
+        trainer : Trainer
+            The running loop; only its main process logs.
+        record : dict
+            The epoch's entry of the history (``epoch``, ``train_loss``,
+            ``seconds`` and, with validation data, ``val_accuracy`` and
+            ``val_balanced_accuracy``).
+        """
         if not trainer.parallel.is_main_process:
             return
         line = "epoch {epoch}: train_loss={train_loss:.4f}".format(**record)
@@ -146,14 +229,36 @@ class EpochLog(Callback):
 
 
 class ProgressBar(Callback):
-    """A :mod:`tqdm` bar over each epoch's batches with the running loss (verbose, main process)."""
+    """Show a :mod:`tqdm` bar over each epoch's batches with the running loss (verbose, main process).
+
+    See Also
+    --------
+    EpochLog : One line per epoch.
+    Callback : The hooks a callback can override.
+
+    Examples
+    --------
+    >>> from sktail.training import ProgressBar
+    >>> bar = ProgressBar()
+    >>> bar.on_train_end(None)  # no bar open: nothing to close
+    """
 
     def __init__(self):
         self._bar = None
         self._total = 0.0
 
     def on_epoch_begin(self, trainer, n_batches, start):
-        """Open the bar (nothing when quiet, not the main process, or without tqdm)."""
+        """Open the bar (nothing when quiet, not the main process, or without tqdm).
+
+        Parameters
+        ----------
+        trainer : Trainer
+            The running loop.
+        n_batches : int
+            Batches in the epoch (the bar's total).
+        start : int
+            Index of the first batch run (the bar's initial position).
+        """
         self._bar = None
         if not (trainer.config.verbose >= 1 and trainer.parallel.is_main_process):
             return
@@ -165,19 +270,43 @@ class ProgressBar(Callback):
                          **bar_options())
 
     def on_batch_end(self, trainer, index, loss):
-        """Advance the bar and show the epoch's mean loss so far."""
+        """Advance the bar and show the epoch's mean loss so far.
+
+        Parameters
+        ----------
+        trainer : Trainer
+            The running loop; the loss shown is read from its ``state.progress``.
+        index : int
+            0-based index of the batch in the epoch.
+        loss : Tensor
+            The batch's clean loss (not read).
+        """
         if self._bar is not None:
             self._bar.update(1)
             self._bar.set_postfix(loss=f"{trainer.state.progress['total'] / (index + 1):.4f}", refresh=False)
 
     def on_epoch_end(self, trainer, record=None):
-        """Close the bar."""
+        """Close the bar.
+
+        Parameters
+        ----------
+        trainer : Trainer
+            The running loop.
+        record : dict, optional
+            The epoch's entry of the history (not read).
+        """
         if self._bar is not None:
             self._bar.close()
             self._bar = None
 
     def on_train_end(self, trainer):
-        """Close a bar left open by an epoch that stopped early."""
+        """Close a bar left open by an epoch that stopped early.
+
+        Parameters
+        ----------
+        trainer : Trainer
+            The finished loop.
+        """
         self.on_epoch_end(trainer)
 
 
@@ -189,6 +318,11 @@ class Checkpoint(Callback):
     checkpointer : Checkpointer
         The run's checkpoint file (see :mod:`sktail.training.checkpoint`).
 
+    See Also
+    --------
+    Checkpointer : The checkpoint file of one run.
+    Callback : The hooks a callback can override.
+
     Notes
     -----
     Every epoch end is saved, and inside epochs every optimizer step once the
@@ -196,13 +330,27 @@ class Checkpoint(Callback):
     data-parallel job rank 0 decides when a checkpoint is due, and the torch
     RNG state and running loss of every rank are saved, so each rank resumes
     its own dropout stream and its own share of the epoch's loss.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from sktail.training import Checkpoint, Checkpointer
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     Checkpoint(Checkpointer(folder, "0123abcd")).checkpointer.path.name
+    'sktail-0123abcd.ckpt'
     """
 
     def __init__(self, checkpointer):
         self.checkpointer = checkpointer
 
     def on_train_begin(self, trainer):
-        """Load the run's checkpoint if there is a usable one."""
+        """Load the run's checkpoint if there is a usable one.
+
+        Parameters
+        ----------
+        trainer : Trainer
+            The loop whose state is restored from the checkpoint.
+        """
         state = self.checkpointer.load()
         if state is None:
             return
@@ -224,16 +372,36 @@ class Checkpoint(Callback):
             self.checkpointer.save(state)
 
     def on_step_end(self, trainer):
-        """Save when the interval has passed."""
+        """Save when the interval has passed.
+
+        Parameters
+        ----------
+        trainer : Trainer
+            The running loop; its main process decides for every rank.
+        """
         if trainer.parallel.agree(trainer.parallel.is_main_process and self.checkpointer.due()):
             self._save(trainer)
 
     def on_epoch_end(self, trainer, record):
-        """Always save."""
+        """Save a checkpoint at every epoch end.
+
+        Parameters
+        ----------
+        trainer : Trainer
+            The running loop.
+        record : dict
+            The epoch's entry of the history (already in the trainer's state).
+        """
         self._save(trainer)
 
     def on_train_end(self, trainer):
-        """The run has finished: delete its checkpoint."""
+        """Delete the checkpoint of the finished run.
+
+        Parameters
+        ----------
+        trainer : Trainer
+            The finished loop; only its main process deletes the file.
+        """
         if trainer.parallel.is_main_process:
             self.checkpointer.remove()
 
@@ -246,6 +414,11 @@ def observe(*callbacks: Callback):
     ----------
     *callbacks : Callback
         Extra callbacks, run after the loop's own ones.
+
+    Yields
+    ------
+    None
+        The block runs with the callbacks added; they are removed on exit.
 
     Examples
     --------

@@ -71,6 +71,37 @@ class Trainer:
         FGM over the regime's fixed target (None when the target changes per batch).
     forward_passes : int
         Forward passes run in training (clean and adversarial).
+
+    See Also
+    --------
+    TrainingConfig : The settings of a run.
+    Regime : What trains and what FGM perturbs.
+    Callback : The hooks the loop calls.
+
+    Examples
+    --------
+    Two epochs of a bag-of-embeddings classifier on eight texts:
+
+    >>> import numpy as np
+    >>> import torch
+    >>> from sktail.encoders import BagEncoder
+    >>> from sktail.objective import AutoTailLoss
+    >>> from sktail.training import Trainer, TrainingConfig
+    >>> texts = ["深度学习", "水稻种植", "神经网络", "小麦栽培"] * 2
+    >>> y = np.array([0, 1, 0, 1] * 2)
+    >>> encoder = BagEncoder(min_count=1)
+    >>> ids = encoder.fit_tokenize(texts, 32)
+    >>> network = encoder.build_classifier(2, 0.1)
+    >>> loss_fn = AutoTailLoss(torch.zeros(2), torch.tensor([4.0, 4.0]))
+    >>> config = TrainingConfig(epochs=2, batch_size=4, learning_rate=1e-2)
+    >>> trainer = Trainer(network, encoder, loss_fn, config, np.random.RandomState(0))
+    >>> trainer.steps_per_epoch(len(ids))
+    2
+    >>> history, best_epoch = trainer.fit((ids, y, None), validation=(ids, y))
+    >>> [record["epoch"] for record in history]
+    [1, 2]
+    >>> sorted(trainer.evaluate(ids, y))
+    ['val_accuracy', 'val_balanced_accuracy']
     """
 
     def __init__(self, network, encoder, loss_fn, config: TrainingConfig, rng, checkpointer=None, *,
@@ -105,7 +136,24 @@ class Trainer:
 
     # -- one batch ---------------------------------------------------------
     def compute_loss(self, batch, target, weight, scale: float = 1.0):
-        """Forward pass and loss ``L`` of one batch (times ``scale``, this rank's share)."""
+        """Run the forward pass and compute the loss ``L`` of one batch (times ``scale``, this rank's share).
+
+        Parameters
+        ----------
+        batch : dict of str to Tensor
+            A collated batch on the device.
+        target : Tensor of int64
+            Class indices of the batch's rows.
+        weight : Tensor or None
+            Sample weights of the rows.
+        scale : float, default=1.0
+            Factor of the loss (this rank's share, see :func:`shard_rows`).
+
+        Returns
+        -------
+        Tensor
+            The scalar loss, with its graph (not yet backpropagated).
+        """
         self.forward_passes += 1
         with autocast(self.device, self.config.autocast_dtype):
             logits = self.model(batch)
@@ -234,7 +282,19 @@ class Trainer:
         return batch, batch.pop("_target"), batch.pop("_weight", None)
 
     def run_epoch(self, ids, y, w=None) -> float:
-        """One pass over the training rows in length-bucketed shuffled (global) batches.
+        """Run one pass over the training rows in length-bucketed shuffled (global) batches.
+
+        A pass left unfinished in ``state.progress`` (a resumed checkpoint)
+        continues from its next batch.
+
+        Parameters
+        ----------
+        ids : list of ndarray
+            Token ids (or feature rows) of the training texts.
+        y : ndarray of int
+            Class indices.
+        w : ndarray or None, default=None
+            Sample weights.
 
         Returns
         -------
@@ -280,10 +340,22 @@ class Trainer:
                 raise NonFiniteError(f"the weights {name} became non-finite")
 
     def evaluate(self, ids, y) -> dict:
-        """Accuracy and balanced accuracy of the current weights on held-out rows.
+        """Score the current weights on held-out rows: accuracy and balanced accuracy.
 
         In a data-parallel job each rank scores its share of the rows and the
         per-class counts are summed, so every rank gets the same scores.
+
+        Parameters
+        ----------
+        ids : list of ndarray
+            Token ids (or feature rows) of the held-out texts.
+        y : array-like of int
+            Their class indices.
+
+        Returns
+        -------
+        dict
+            ``val_accuracy`` and ``val_balanced_accuracy``.
         """
         rows = self.parallel.validation_rows(len(ids))
         if rows is not None:
@@ -296,7 +368,18 @@ class Trainer:
         return validation_scores(total, correct)
 
     def steps_per_epoch(self, n_rows: int) -> int:
-        """Optimizer steps in one epoch of ``n_rows`` rows."""
+        """Count the optimizer steps in one epoch of ``n_rows`` rows.
+
+        Parameters
+        ----------
+        n_rows : int
+            Training rows.
+
+        Returns
+        -------
+        int
+            ``ceil(ceil(n_rows / batch_size) / grad_accumulation_steps)``.
+        """
         n_batches = math.ceil(n_rows / self.config.batch_size)
         return math.ceil(n_batches / self.config.grad_accumulation_steps)
 
@@ -395,11 +478,12 @@ class Trainer:
 
     # -- checkpoints ---------------------------------------------------------
     def cpu_weights(self) -> dict:
-        """CPU copies of the network's weights.
+        """Copy the network's weights to the CPU.
 
         Returns
         -------
         dict of str to Tensor
+            A state dict of detached CPU copies.
         """
         return {k: v.detach().to("cpu", copy=True) for k, v in self.network.state_dict().items()}
 

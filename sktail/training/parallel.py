@@ -30,11 +30,24 @@ __all__ = ["DataParallel", "NonFiniteError", "SingleProcess", "shard_rows"]
 
 
 class NonFiniteError(FloatingPointError):
-    """Raised when a loss, gradient, weight or output stops being finite during training."""
+    """Raised when a loss, gradient, weight or output stops being finite during training.
+
+    A subclass of :class:`FloatingPointError`.
+
+    See Also
+    --------
+    Trainer : The loop that raises it.
+
+    Examples
+    --------
+    >>> from sktail.training import NonFiniteError
+    >>> issubclass(NonFiniteError, FloatingPointError)
+    True
+    """
 
 
 class SingleProcess:
-    """Training in this process alone (the default strategy).
+    """Train in this process alone (the default strategy).
 
     Attributes
     ----------
@@ -42,12 +55,26 @@ class SingleProcess:
         0 and 1.
     is_main_process : bool
         Always True: this process logs and writes files.
+
+    See Also
+    --------
+    DataParallel : One rank of a ``torch.distributed`` data-parallel job.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sktail.training import SingleProcess
+    >>> parallel = SingleProcess()
+    >>> parallel.shard(np.arange(3), None)
+    (array([0, 1, 2]), 1.0)
+    >>> parallel.sum([1, 2]), parallel.gather("x")
+    (array([1., 2.]), ['x'])
     """
 
     rank, world_size, is_main_process = 0, 1, True
 
     def setup(self, network: torch.nn.Module) -> torch.nn.Module:
-        """The module the loop forwards through: ``network`` itself.
+        """Return the module the loop forwards through: ``network`` itself.
 
         Parameters
         ----------
@@ -57,11 +84,12 @@ class SingleProcess:
         Returns
         -------
         torch.nn.Module
+            ``network``, unwrapped.
         """
         return network
 
     def shard(self, rows, sample_weight):
-        """All rows of the batch, loss scale 1.
+        """Return all rows of the batch, with loss scale 1.
 
         Parameters
         ----------
@@ -73,12 +101,14 @@ class SingleProcess:
         Returns
         -------
         rows : ndarray of int
+            ``rows`` itself.
         scale : float
+            1.0: the local loss is the batch's loss.
         """
         return rows, 1.0
 
     def backward_context(self, sync: bool):
-        """A no-op context: there is nothing to synchronise.
+        """Return a no-op context: there is nothing to synchronise.
 
         Parameters
         ----------
@@ -88,6 +118,7 @@ class SingleProcess:
         Returns
         -------
         contextlib.AbstractContextManager
+            A :func:`contextlib.nullcontext`.
         """
         return contextlib.nullcontext()
 
@@ -97,7 +128,7 @@ class SingleProcess:
     checks_loss = True
 
     def step_loss(self, loss: torch.Tensor) -> torch.Tensor:
-        """The batch's clean loss, detached, in float64, still on the device.
+        """Return the batch's clean loss, detached, in float64, still on the device.
 
         Parameters
         ----------
@@ -107,11 +138,12 @@ class SingleProcess:
         Returns
         -------
         Tensor
+            A float64 scalar added to the epoch's running loss.
         """
         return loss.detach().double()
 
     def fgm_gradient(self, grad, embedding):
-        """FGM's gradient as given (None: the embedding's own ``.grad``).
+        """Return FGM's gradient as given (None: the embedding's own ``.grad``).
 
         Parameters
         ----------
@@ -123,6 +155,7 @@ class SingleProcess:
         Returns
         -------
         Tensor or None
+            ``grad`` itself; None tells FGM to read ``embedding.grad``.
         """
         return grad
 
@@ -140,20 +173,22 @@ class SingleProcess:
         """
 
     def sum(self, values) -> np.ndarray:
-        """``values`` as float64 (the sum over one process).
+        """Sum ``values`` over the processes: here ``values`` as float64.
 
         Parameters
         ----------
         values : array-like of float
+            Numbers of this process (e.g. per-class counts).
 
         Returns
         -------
         ndarray of float64
+            ``values``, converted.
         """
         return np.asarray(values, dtype=np.float64)
 
     def validation_rows(self, n_rows: int):
-        """None: this process scores every validation row.
+        """Return the validation rows this process scores: None, every one.
 
         Parameters
         ----------
@@ -163,32 +198,37 @@ class SingleProcess:
         Returns
         -------
         None
+            No selection: all rows are scored here.
         """
         return None
 
     def agree(self, flag: bool) -> bool:
-        """``flag`` itself (rank 0's decision is this process's).
+        """Return rank 0's decision: ``flag`` itself.
 
         Parameters
         ----------
         flag : bool
+            This process's decision (e.g. whether a checkpoint is due).
 
         Returns
         -------
         bool
+            ``flag``.
         """
         return flag
 
     def gather(self, value) -> list:
-        """``[value]``: the values of all processes.
+        """Collect the ``value`` of every process: here ``[value]``.
 
         Parameters
         ----------
         value : object
+            This process's value (any picklable object).
 
         Returns
         -------
         list
+            A list of one element, ``value``.
         """
         return [value]
 
@@ -209,6 +249,11 @@ class DataParallel(SingleProcess):
     context : DistributedContext
         This process's rank, world size and device.
 
+    See Also
+    --------
+    SingleProcess : Training in this process alone.
+    shard_rows : A rank's rows of a global batch and its loss scale.
+
     Notes
     -----
     Every rank computes the same global batches (the batch order comes from a
@@ -217,6 +262,24 @@ class DataParallel(SingleProcess):
     ranks, so every rank sees the same metrics and keeps the same best epoch.
     Non-finite values reach every rank through the averaged gradients and are
     caught at the optimizer step on all ranks at once.
+
+    Examples
+    --------
+    The strategy of rank 1 in a job of two processes (the steps that
+    communicate need an initialised process group; these do not):
+
+    >>> import numpy as np
+    >>> import torch
+    >>> from sktail.training import DataParallel
+    >>> from sktail.training.process_group import DistributedContext
+    >>> context = DistributedContext(rank=1, world_size=2, device=torch.device("cpu"), backend="gloo")
+    >>> parallel = DataParallel(context)
+    >>> parallel.is_main_process
+    False
+    >>> parallel.shard(np.arange(5), None)
+    (array([1, 3]), 0.8)
+    >>> parallel.validation_rows(5)
+    array([1, 3])
     """
 
     def __init__(self, context: DistributedContext):
@@ -237,6 +300,7 @@ class DataParallel(SingleProcess):
         Returns
         -------
         torch.nn.parallel.DistributedDataParallel
+            The wrapped network (also kept as ``self.model``).
         """
         from torch.nn.parallel import DistributedDataParallel
 
@@ -249,17 +313,54 @@ class DataParallel(SingleProcess):
         return self.model
 
     def shard(self, rows, sample_weight):
-        """This rank's rows of a global batch and its loss scale, see :func:`shard_rows`."""
+        """Return this rank's rows of a global batch and its loss scale, see :func:`shard_rows`.
+
+        Parameters
+        ----------
+        rows : ndarray of int
+            Row indices of the global batch.
+        sample_weight : ndarray or None
+            Per-row weights of the whole training set.
+
+        Returns
+        -------
+        rows : ndarray of int
+            ``rows[rank::world_size]`` (the first row when that is empty).
+        scale : float
+            The factor of the local mean loss.
+        """
         return shard_rows(rows, sample_weight, self.rank, self.world_size)
 
     def backward_context(self, sync: bool):
-        """DDP's ``no_sync`` unless gradients are synchronised in this backward pass."""
+        """Return DDP's ``no_sync`` context unless gradients are synchronised in this backward pass.
+
+        Parameters
+        ----------
+        sync : bool
+            Whether this backward pass averages the gradients over the ranks.
+
+        Returns
+        -------
+        contextlib.AbstractContextManager
+            A null context when ``sync``, else ``self.model.no_sync()``.
+        """
         return contextlib.nullcontext() if sync else self.model.no_sync()
 
     checks_loss = False
 
     def step_loss(self, loss):
-        """This rank's part of the global batch's loss (the parts sum to it), on the device."""
+        """Return this rank's part of the global batch's loss (the parts sum to it), on the device.
+
+        Parameters
+        ----------
+        loss : Tensor
+            This rank's scaled scalar loss.
+
+        Returns
+        -------
+        Tensor
+            ``loss`` detached, in float64, divided by the world size.
+        """
         return loss.detach().double() / self.world_size
 
     def _all_reduce(self, tensor, average=False):
@@ -271,12 +372,37 @@ class DataParallel(SingleProcess):
         return tensor
 
     def fgm_gradient(self, grad, embedding):
-        """The embedding gradient of the global batch: this rank's share averaged over the ranks."""
+        """Return the embedding gradient of the global batch: this rank's share averaged over the ranks.
+
+        Parameters
+        ----------
+        grad : Tensor or None
+            This batch's share of the embedding gradient, when gradients
+            accumulate; None reads a copy of ``embedding.grad``.
+        embedding : Tensor
+            FGM's target.
+
+        Returns
+        -------
+        Tensor
+            The averaged gradient (``grad`` itself, reduced in place, when given).
+        """
         grad = embedding.grad.detach().clone() if grad is None else grad
         return self._all_reduce(grad, average=True)
 
     def after_fgm(self, network, applied, sync):
-        """When every rank skipped the adversarial pass, synchronise the clean gradients by hand."""
+        """Synchronise the clean gradients by hand when the adversarial pass was skipped.
+
+        Parameters
+        ----------
+        network : torch.nn.Module
+            The trained network (not the DDP wrapper).
+        applied : bool
+            Whether the adversarial pass ran (its backward pass then synchronised).
+        sync : bool
+            Whether this is the last micro-batch before an optimizer step;
+            nothing is done otherwise.
+        """
         if applied or not sync:
             return
         for param in network.parameters():
@@ -284,20 +410,64 @@ class DataParallel(SingleProcess):
                 self._all_reduce(param.grad, average=True)
 
     def sum(self, values):
-        """Element-wise sum of ``values`` over the ranks, in float64."""
+        """Sum ``values`` element-wise over the ranks, in float64.
+
+        Parameters
+        ----------
+        values : array-like of float
+            This rank's numbers (e.g. per-class counts).
+
+        Returns
+        -------
+        ndarray of float64
+            The sums, the same on every rank.
+        """
         tensor = torch.as_tensor(np.asarray(values, dtype=np.float64), device=self.device)
         return self._all_reduce(tensor).cpu().numpy()
 
     def validation_rows(self, n_rows):
-        """This rank's share of the validation rows."""
+        """Return this rank's share of the validation rows.
+
+        Parameters
+        ----------
+        n_rows : int
+            Number of validation rows.
+
+        Returns
+        -------
+        ndarray of int
+            ``arange(rank, n_rows, world_size)``.
+        """
         return np.arange(self.rank, n_rows, self.world_size)
 
     def agree(self, flag):
-        """Rank 0's ``flag`` on every rank."""
+        """Broadcast rank 0's ``flag`` to every rank.
+
+        Parameters
+        ----------
+        flag : bool
+            This rank's decision; only rank 0's counts.
+
+        Returns
+        -------
+        bool
+            Rank 0's ``flag``.
+        """
         return bool(broadcast_object(bool(flag), self.context))
 
     def gather(self, value):
-        """The ``value`` of every rank, in rank order."""
+        """Collect the ``value`` of every rank, in rank order.
+
+        Parameters
+        ----------
+        value : object
+            This rank's value (any picklable object).
+
+        Returns
+        -------
+        list
+            One value per rank.
+        """
         import torch.distributed as dist
 
         out = [None] * self.world_size
@@ -306,7 +476,7 @@ class DataParallel(SingleProcess):
 
 
 def shard_rows(rows, sample_weight, rank: int, world_size: int):
-    """This rank's rows of a global batch, and the weight of its loss.
+    """Select this rank's rows of a global batch, and the weight of its loss.
 
     Parameters
     ----------

@@ -34,7 +34,24 @@ __all__ = ["AllLayers", "CachedFeatures", "Regime", "TopLayers", "freeze_lower_l
 
 
 class AllLayers(Regime):
-    """Every parameter trains (``train_encoder="all"``, the paper's fine-tuning)."""
+    """Train every parameter (``train_encoder="all"``, the paper's fine-tuning).
+
+    The :class:`Regime` defaults unchanged: the whole network trains and FGM
+    perturbs the encoder's word-embedding matrix.
+
+    See Also
+    --------
+    TopLayers : The top ``k`` transformer layers and the head train.
+    CachedFeatures : The head trains on features computed once.
+    regime_for : The regime of a ``train_encoder`` value.
+
+    Examples
+    --------
+    >>> from sktail.encoders import BagEncoder
+    >>> from sktail.training import AllLayers, regime_for
+    >>> isinstance(regime_for("all", BagEncoder()), AllLayers)
+    True
+    """
 
 
 def transformer_layers(encoder_network: nn.Module) -> nn.ModuleList:
@@ -105,6 +122,31 @@ class TopLayers(Regime):
     ----------
     n_layers : int
         Number of top layers to train.
+
+    See Also
+    --------
+    AllLayers : Every parameter trains.
+    freeze_lower_layers : The freezing itself.
+    regime_for : The regime of a ``train_encoder`` value.
+
+    Notes
+    -----
+    FGM still perturbs the frozen word embeddings: they keep
+    ``requires_grad`` so that ``dL/dE`` is computed, but are left out of the
+    optimizer, so their values never change. The regime runs in one process
+    only.
+
+    Examples
+    --------
+    >>> from sktail.encoders import BagEncoder
+    >>> from sktail.training import TopLayers
+    >>> regime = TopLayers(2)
+    >>> regime.name, regime.distributed
+    (2, False)
+    >>> regime.check(BagEncoder())  # a bag of embeddings has no layers
+    Traceback (most recent call last):
+    ...
+    ValueError: train_encoder=2 needs a pretrained transformer encoder; ...
     """
 
     distributed = False
@@ -114,27 +156,58 @@ class TopLayers(Regime):
         self.name = n_layers
 
     def check(self, encoder):
-        """Only pretrained transformer encoders have layers to freeze."""
+        """Raise ``ValueError`` unless ``encoder`` is a pretrained transformer (only those have layers to freeze).
+
+        Parameters
+        ----------
+        encoder : TextEncoder
+            The unfitted encoder of this fit.
+        """
         needs_pretrained(self.n_layers, encoder)
 
     def setup(self, network):
-        """Freeze all but the top layers (the optimizer then skips them)."""
+        """Freeze all but the top layers (the optimizer then skips them).
+
+        Parameters
+        ----------
+        network : TextClassifierNetwork
+            The classifier network, changed in place.
+
+        Returns
+        -------
+        TextClassifierNetwork
+            ``network``, with only its top ``n_layers`` layers and head trainable.
+        """
         freeze_lower_layers(network, self.n_layers)
         return network
 
     def after_optimizer(self, network, fgm_enabled):
-        """Give the frozen word embeddings ``requires_grad`` back when FGM needs ``dL/dE``."""
+        """Give the frozen word embeddings ``requires_grad`` back when FGM needs ``dL/dE``.
+
+        Parameters
+        ----------
+        network : TextClassifierNetwork
+            The module returned by :meth:`setup`.
+        fgm_enabled : bool
+            Whether FGM is on; nothing changes otherwise.
+        """
         if fgm_enabled:
             network.encoder.input_embeddings().requires_grad_(True)
 
     def finish(self, network):
-        """Make every parameter trainable again; the frozen ones are bit-identical to the pretrained."""
+        """Make every parameter trainable again; the frozen ones are bit-identical to the pretrained.
+
+        Parameters
+        ----------
+        network : TextClassifierNetwork
+            The trained network, changed in place.
+        """
         for parameter in network.parameters():
             parameter.requires_grad_(True)
 
 
 def regime_for(train_encoder, encoder, *, feature_cache=None, distributed: bool = False) -> Regime:
-    """The regime of a ``train_encoder`` value, checked against the encoder.
+    """Return the regime of a ``train_encoder`` value, checked against the encoder.
 
     Parameters
     ----------
@@ -150,6 +223,9 @@ def regime_for(train_encoder, encoder, *, feature_cache=None, distributed: bool 
     Returns
     -------
     Regime
+        The encoder's own regime when its ``make_regime`` returns one; else
+        :class:`AllLayers` for ``"all"``, :class:`CachedFeatures` for
+        ``"none"`` and :class:`TopLayers` for an int.
 
     Raises
     ------

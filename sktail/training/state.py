@@ -14,12 +14,27 @@ __all__ = ["TrainingConfig", "TrainingState"]
 class TrainingConfig:
     """Resolved settings of one training run (no ``"auto"`` left).
 
+    The optimisation settings follow ``docs/method.md`` §7, the FGM ones §6.
+
     Attributes
     ----------
-    epochs, batch_size, learning_rate, weight_decay, warmup_ratio, max_grad_norm
-        Optimisation settings (``docs/method.md`` §7).
-    fgm_epsilon, fgm_weight : float
-        FGM radius and weight of the adversarial loss (``docs/method.md`` §6).
+    epochs : int
+        Passes over the training data.
+    batch_size : int
+        Rows per batch.
+    learning_rate : float
+        Peak learning rate of the AdamW optimizer.
+    weight_decay : float
+        AdamW weight decay (applied to weight matrices only).
+    warmup_ratio : float
+        Share of the optimizer steps over which the learning rate warms up
+        linearly before decaying linearly to 0.
+    max_grad_norm : float
+        Gradient-norm clipping threshold.
+    fgm_epsilon : float
+        FGM radius.
+    fgm_weight : float
+        Weight of the adversarial loss.
     grad_accumulation_steps : int
         Batches whose gradients are summed before each optimizer step.
     device : torch.device
@@ -31,6 +46,18 @@ class TrainingConfig:
     verbose : int
         0 is silent; 1 or more prints one line per epoch and shows progress
         bars over the batches.
+
+    See Also
+    --------
+    TrainingState : Where a run stands.
+    Trainer : The loop that runs with these settings.
+
+    Examples
+    --------
+    >>> from sktail.training import TrainingConfig
+    >>> config = TrainingConfig(epochs=3, batch_size=16, learning_rate=2e-5)
+    >>> config.device, config.autocast_dtype, config.grad_accumulation_steps
+    (device(type='cpu'), None, 1)
     """
 
     epochs: int
@@ -66,6 +93,18 @@ class TrainingState:
         Its validation score (minus infinity before any).
     best_weights : dict or None
         CPU copies of its weights (None: keep the current ones).
+
+    See Also
+    --------
+    TrainingConfig : The settings of a run.
+    BestEpoch : The callback that updates the best epoch.
+
+    Examples
+    --------
+    >>> from sktail.training import TrainingState
+    >>> state = TrainingState()
+    >>> state.epoch, state.best_epoch, state.best_score
+    (1, 0, -inf)
     """
 
     epoch: int = 1
