@@ -27,7 +27,7 @@ from .encoders._registry import make_encoder
 from .objective import AutoTailLoss, compute_tail_prior
 from .training import Trainer, TrainingConfig, regime_for
 from .training.checkpoint import Checkpointer, fit_fingerprint
-from .training.parallel import DataParallel
+from .training.data_parallel import DataParallel
 from .training.process_group import init_distributed, main_process_first, shared_random_state
 
 __all__ = ["FitPlan", "plan_fit", "train"]

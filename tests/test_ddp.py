@@ -21,8 +21,8 @@ import torch.distributed as dist
 from sklearn.metrics import accuracy_score, balanced_accuracy_score
 
 from sktail import AutoTailClassifier
+from sktail.training.data_parallel import shard_rows
 from sktail.training.evaluation import validation_scores
-from sktail.training.parallel import shard_rows
 from sktail.training.process_group import TORCHRUN_VARIABLES, wants_distributed
 
 from ._ddp_worker import FIT_SETTINGS, corpus

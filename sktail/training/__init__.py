@@ -12,12 +12,14 @@
 """
 
 from .cached_features import CachedFeatures
-from .callbacks import BestEpoch, Callback, Checkpoint, EpochLog, ProgressBar, observe
+from .callbacks import BestEpoch, Callback, Checkpoint, observe
 from .checkpoint import Checkpointer, fit_fingerprint
+from .data_parallel import DataParallel, shard_rows
 from .loop import Trainer, TrainingConfig, TrainingState
 from .optim import build_optimizer, length_bucketed_batches, linear_warmup_decay
-from .parallel import DataParallel, NonFiniteError, SingleProcess, shard_rows
+from .parallel import NonFiniteError, SingleProcess
 from .regimes import AllLayers, Regime, TopLayers, regime_for
+from .reporting import EpochLog, ProgressBar
 
 __all__ = [
     "AllLayers",

@@ -24,12 +24,13 @@ import torch
 from ..adversarial import FGM
 from ..devices import autocast
 from ..inference import predict_logits, to_device
-from .callbacks import BestEpoch, Checkpoint, EpochLog, ProgressBar, observed
+from .callbacks import BestEpoch, Checkpoint, observed
 from .checkpoint import capture_state, restore_state
 from .evaluation import class_hits, validation_scores
 from .optim import build_optimizer, length_bucketed_batches, linear_warmup_decay
 from .parallel import NonFiniteError, SingleProcess
 from .regimes import AllLayers
+from .reporting import EpochLog, ProgressBar
 from .state import TrainingConfig, TrainingState
 
 __all__ = ["NonFiniteError", "Trainer", "TrainingConfig", "TrainingState"]
