@@ -15,7 +15,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._classifier_doc import documented
 from ._fit_plan import plan_fit, release_device_memory, train
 from ._validation import check_texts
-from .devices import resolve_device, resolve_precision
+from .devices import resolve_device, resolve_inference_precision
 from .inference import predict_logits
 
 __all__ = ["AutoTailClassifier", "load"]
@@ -221,8 +221,9 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         texts = check_texts(X)
         device = resolve_device(self.device)
-        dtype, _ = resolve_precision(self.precision, device)
         network = self.network_.to(device)
+        # The same path as the features of a frozen-encoder fit (CachedFeatures.features).
+        precision = resolve_inference_precision(self.precision, device, network)
         logits = np.empty((len(texts), len(self.classes_)), dtype=np.float32)
         try:
             # Tokenize and score a chunk at a time, so memory beyond the output
@@ -231,7 +232,7 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
                 chunk = texts[start : start + PREDICT_CHUNK_SIZE]
                 logits[start : start + len(chunk)] = predict_logits(
                     network, self.encoder_, self.encoder_.tokenize(chunk, self.max_length_),
-                    batch_size=max(64, 2 * self.batch_size_), device=device, autocast_dtype=dtype,
+                    batch_size=max(64, 2 * self.batch_size_), device=device, precision=precision,
                     progress=self.verbose >= 1,
                 )
             return logits

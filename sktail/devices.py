@@ -1,12 +1,34 @@
-"""Devices and numeric precision: where a network runs and in which dtype."""
+"""Devices and numeric precision: where a network runs and in which dtype.
+
+Training and inference resolve ``precision`` differently. Training
+(:func:`resolve_precision`) keeps fp32 on the CPU. Inference
+(:func:`resolve_inference_precision`) picks, for ``"auto"`` on a CPU, the
+fastest faithful path the CPU and the installed packages allow: bf16 on CPUs
+with native bf16 instructions, ONNX Runtime with int8 weights
+(``"onnx-int8"``, ``pip install "sktail[fast]"``) for Hugging Face encoders on
+x86 CPUs with AVX2, fp32 otherwise (``docs/speed.md``).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import functools
+from dataclasses import dataclass
 
 import torch
 
-__all__ = ["autocast", "resolve_device", "resolve_precision"]
+__all__ = [
+    "INFERENCE_PATHS",
+    "InferencePrecision",
+    "autocast",
+    "cpu_features",
+    "resolve_device",
+    "resolve_inference_precision",
+    "resolve_precision",
+]
+
+#: Every inference path :class:`InferencePrecision` accepts.
+INFERENCE_PATHS = ("fp32", "bf16", "fp16", "onnx-fp32", "onnx-int8")
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -94,3 +116,159 @@ def autocast(device: torch.device, dtype):
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+@functools.lru_cache(maxsize=1)
+def _cpu_flags() -> frozenset:
+    """Instruction-set flags of this CPU (torch's cpuinfo, else ``/proc/cpuinfo``)."""
+    get = getattr(getattr(torch, "cpu", None), "get_capabilities", None)
+    if get is not None:
+        try:
+            return frozenset(name for name, value in get().items() if value is True)
+        except Exception:  # noqa: BLE001 - any failure: fall back to the file
+            pass
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def cpu_features() -> dict:
+    """What this CPU offers for fast inference.
+
+    Returns
+    -------
+    dict
+        ``capability``: torch's vector width (``torch.backends.cpu.get_cpu_capability()``,
+        e.g. ``"AVX2"``, ``"AVX512"``, ``"DEFAULT"``); ``native_bf16``: whether
+        the CPU has bf16 instructions (``avx512_bf16`` or ``amx_bf16``);
+        ``int8``: whether the CPU has the vector instructions ONNX Runtime's
+        int8 kernels were checked on (x86 AVX2 or wider); ``vnni``: whether it
+        has int8 dot-product instructions (``avx512_vnni``/``avx_vnni``/AMX).
+    """
+    flags = _cpu_flags()
+    capability = _cpu_capability()
+    return {
+        "capability": capability,
+        "native_bf16": bool(flags & {"avx512_bf16", "amx_bf16"}),
+        "int8": capability in ("AVX2", "AVX512"),
+        "vnni": bool(flags & {"avx512_vnni", "avx_vnni", "amx_int8"}),
+    }
+
+
+def _cpu_capability() -> str:
+    try:
+        return str(torch.backends.cpu.get_cpu_capability())
+    except (AttributeError, RuntimeError):
+        return "DEFAULT"
+
+
+@dataclass(frozen=True)
+class InferencePrecision:
+    """One way of running a network forward without training.
+
+    Parameters
+    ----------
+    name : {"fp32", "bf16", "fp16", "onnx-fp32", "onnx-int8"}
+        ``"fp32"``, ``"bf16"``, ``"fp16"``: torch, under autocast for the last
+        two. ``"onnx-fp32"``: the encoder exported to ONNX Runtime, fp32 with
+        its graph fusions. ``"onnx-int8"``: the same with int8 weights (per
+        output channel) on the attention projections, the feed-forward layers
+        kept in fp32 (see :mod:`sktail._onnx` and ``docs/speed.md``).
+
+    Attributes
+    ----------
+    name : str
+        The path, one of :data:`INFERENCE_PATHS`.
+
+    See Also
+    --------
+    resolve_inference_precision : Which path ``precision="auto"`` takes.
+
+    Examples
+    --------
+    >>> from sktail.devices import InferencePrecision
+    >>> path = InferencePrecision("bf16")
+    >>> path.runtime, path.autocast_dtype
+    ('torch', torch.bfloat16)
+    >>> InferencePrecision("onnx-int8").runtime
+    'onnxruntime'
+    """
+
+    name: str
+
+    def __post_init__(self):
+        if self.name not in INFERENCE_PATHS:
+            raise ValueError(f"inference precision must be one of {INFERENCE_PATHS}, got {self.name!r}.")
+
+    @property
+    def runtime(self) -> str:
+        """``"onnxruntime"`` for the ONNX paths, else ``"torch"``."""
+        return "onnxruntime" if self.name.startswith("onnx-") else "torch"
+
+    @property
+    def autocast_dtype(self):
+        """The torch autocast dtype, or None (full precision or ONNX Runtime)."""
+        return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.name)
+
+    @property
+    def cache_tag(self) -> str:
+        """What features computed this way depend on (part of the feature-cache key).
+
+        The torch paths keep the tag of earlier releases (``"autocast=<dtype>"``);
+        the ONNX paths add the runtime's version, the quantisation recipe and
+        whether the CPU has int8 dot-product instructions.
+        """
+        if self.runtime == "torch":
+            return f"autocast={self.autocast_dtype}"
+        from ._onnx import cache_tag
+
+        return cache_tag(self.name, vnni=cpu_features()["vnni"])
+
+
+def resolve_inference_precision(precision, device: torch.device, network=None) -> InferencePrecision:
+    """The inference path for a ``precision`` setting.
+
+    Parameters
+    ----------
+    precision : {"auto", "fp32", "bf16", "fp16"} or InferencePrecision
+        The estimator's ``precision``. ``"auto"``: on CUDA as in training (bf16
+        where supported, else fp16); on a CPU, bf16 when the CPU has native
+        bf16 instructions, else ``"onnx-int8"`` when ``network`` can be
+        exported (a Hugging Face encoder of a checked architecture),
+        ONNX Runtime is installed and the CPU has AVX2, else fp32. Other
+        devices: fp32. An explicit value is used as given.
+    device : torch.device
+        Where the network runs.
+    network : torch.nn.Module, default=None
+        The encoder network (or the classifier network holding it as
+        ``.encoder``); without it ``"auto"`` never picks an ONNX path.
+
+    Returns
+    -------
+    InferencePrecision
+        The chosen path (``precision`` itself when it is one already).
+    """
+    if isinstance(precision, InferencePrecision):
+        return precision
+    if precision == "auto":
+        if device.type == "cuda":
+            return InferencePrecision("bf16" if torch.cuda.is_bf16_supported() else "fp16")
+        if device.type != "cpu":
+            return InferencePrecision("fp32")
+        features = cpu_features()
+        if features["native_bf16"]:
+            return InferencePrecision("bf16")
+        if features["int8"] and network is not None:
+            from ._onnx import available, supports
+
+            if available() and supports(network):
+                return InferencePrecision("onnx-int8")
+        return InferencePrecision("fp32")
+    if precision in ("fp32", "bf16", "fp16"):
+        return InferencePrecision(precision)
+    raise ValueError(f"precision must be 'auto', 'fp32', 'bf16' or 'fp16', got {precision!r}.")

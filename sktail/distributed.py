@@ -132,7 +132,12 @@ def predict_dask(estimator, texts, *, proba=False):
     ``dask-cuda``'s ``LocalCUDACluster``): the classifier moves its network to
     the device for each call. On CPU workers, torch's own threads and Dask's
     threads multiply; one thread per worker process and several processes is
-    the safe layout.
+    the safe layout. Dask's nanny starts such workers with
+    ``OMP_NUM_THREADS=1``, so torch runs one intra-op thread per task, and
+    the ONNX Runtime path of ``precision="auto"`` (``docs/speed.md``) takes
+    its thread count from ``torch.get_num_threads()``: it never starts more
+    threads than torch would. Each worker builds its ONNX Runtime session on
+    its first partition.
 
     Examples
     --------

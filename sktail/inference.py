@@ -5,6 +5,14 @@ Everything that runs a fitted network forward without training goes through
 validation pass of training, and feature extraction for frozen encoders
 (:func:`encode_features`, :func:`extract_features`, which reads and fills a
 feature cache).
+
+Each function takes the inference path as ``precision``, an
+:class:`~sktail.devices.InferencePrecision` from
+:func:`~sktail.devices.resolve_inference_precision`: torch in fp32 or under
+autocast, or ONNX Runtime (``"onnx-fp32"``, ``"onnx-int8"``) for Hugging
+Face encoders on the CPU. Fitting a frozen-feature model and predicting with
+it resolve the same path, and the feature cache keys features on it, so a
+model predicts from the features it was trained on.
 """
 
 from __future__ import annotations
@@ -13,8 +21,7 @@ import numpy as np
 import torch
 
 from ._feature_cache import FeatureCache, network_fingerprint, resolve_cache_location, text_keys
-from ._progress import progress_bar
-from .devices import autocast
+from .devices import InferencePrecision, autocast
 
 __all__ = [
     "batched_inference",
@@ -23,6 +30,7 @@ __all__ = [
     "length_sorted_batches",
     "open_feature_cache",
     "predict_logits",
+    "text_progress",
     "to_device",
 ]
 
@@ -64,7 +72,8 @@ def to_device(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
-def predict_logits(network, encoder, ids, *, batch_size: int, device, autocast_dtype=None, progress=False):
+def predict_logits(network, encoder, ids, *, batch_size: int, device, autocast_dtype=None, progress=False,
+                   precision=None):
     """Raw logits of every text, computed in length-sorted batches.
 
     Parameters
@@ -80,9 +89,12 @@ def predict_logits(network, encoder, ids, *, batch_size: int, device, autocast_d
     device : torch.device
         Where to run.
     autocast_dtype : torch.dtype, default=None
-        Mixed precision for the forward pass.
+        Mixed precision for the forward pass (when ``precision`` is None).
     progress : bool, default=False
-        Show a progress bar over the batches (see :func:`progress_bar`).
+        Show a progress bar with texts/s (see :func:`text_progress`).
+    precision : InferencePrecision, default=None
+        The inference path; None runs torch under ``autocast_dtype``. The
+        ONNX paths run the encoder in ONNX Runtime and the head in torch.
 
     Returns
     -------
@@ -91,12 +103,70 @@ def predict_logits(network, encoder, ids, *, batch_size: int, device, autocast_d
     """
     return batched_inference(
         network, encoder, ids, width=network.head.out_features, batch_size=batch_size,
-        device=device, autocast_dtype=autocast_dtype, progress=progress,
+        device=device, autocast_dtype=autocast_dtype, progress=progress, precision=precision,
     )
 
 
+def text_progress(total: int, *, enabled: bool, desc: str = "encode"):
+    """A :mod:`tqdm` bar counting texts (its rate reads texts/s), or None.
+
+    Parameters
+    ----------
+    total : int
+        Texts to process.
+    enabled : bool
+        Show a bar (``verbose >= 1``).
+    desc : str, default="encode"
+        Label of the bar.
+
+    Returns
+    -------
+    tqdm.tqdm or None
+        None when not enabled or :mod:`tqdm` is not installed
+        (``pip install "sktail[progress]"``). The bar goes to stderr.
+    """
+    if not enabled:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc=desc, unit="text", leave=False, dynamic_ncols=True)
+
+
+def _as_precision(precision, autocast_dtype) -> InferencePrecision:
+    if precision is not None:
+        return precision
+    return InferencePrecision({torch.bfloat16: "bf16", torch.float16: "fp16"}.get(autocast_dtype, "fp32"))
+
+
+def _forward(module, precision: InferencePrecision, device):
+    """The function mapping a collated batch to ``module(batch)`` on this path.
+
+    Built outside inference mode: the ONNX paths export the encoder on first use.
+    """
+    if precision.runtime == "torch":
+        def forward(batch):
+            with autocast(device, precision.autocast_dtype):
+                return module(batch)
+
+        return forward
+    from ._onnx import MODEL_TYPES, encoder_forward, supports
+    from .encoders._base import TextClassifierNetwork
+
+    if device.type != "cpu":
+        raise ValueError(f"precision {precision.name!r} runs on the CPU only, not on {device}.")
+    if not supports(module):
+        raise ValueError(f"precision {precision.name!r} needs a Hugging Face encoder network of a type "
+                         f"in {sorted(MODEL_TYPES)}; got {type(module).__name__}.")
+    if isinstance(module, TextClassifierNetwork):
+        features = encoder_forward(module.encoder, precision.name)
+        return lambda batch: module.head(module.dropout(features(batch)))
+    return encoder_forward(module, precision.name)
+
+
 def batched_inference(module, encoder, ids, *, width: int, batch_size: int, device,
-                      autocast_dtype=None, progress: bool = False) -> np.ndarray:
+                      autocast_dtype=None, progress: bool = False, precision=None) -> np.ndarray:
     """Run ``module`` over texts in eval mode and length-sorted batches.
 
     Parameters
@@ -114,9 +184,12 @@ def batched_inference(module, encoder, ids, *, width: int, batch_size: int, devi
     device : torch.device
         Where to run.
     autocast_dtype : torch.dtype, default=None
-        Mixed precision for the forward pass.
+        Mixed precision for the forward pass (when ``precision`` is None).
     progress : bool, default=False
-        Show a progress bar over the batches (see :func:`progress_bar`).
+        Show a progress bar with texts/s (see :func:`text_progress`).
+    precision : InferencePrecision, default=None
+        The inference path, see :func:`~sktail.devices.resolve_inference_precision`;
+        None runs torch under ``autocast_dtype``.
 
     Returns
     -------
@@ -124,22 +197,29 @@ def batched_inference(module, encoder, ids, *, width: int, batch_size: int, devi
         Outputs in the input order.
     """
     out = np.empty((len(ids), width), dtype=np.float32)
+    if len(ids) == 0:
+        return out
+    precision = _as_precision(precision, autocast_dtype)
     was_training = module.training
     module.eval()
+    bar = None
     try:
+        forward = _forward(module, precision, device)
+        bar = text_progress(len(ids), enabled=progress, desc="predict")
         with torch.inference_mode():
-            batches = length_sorted_batches([len(a) for a in ids], batch_size)
-            for rows in progress_bar(batches, enabled=progress, desc="predict", leave=False):
+            for rows in length_sorted_batches([len(a) for a in ids], batch_size):
                 batch = to_device(encoder.collate([ids[i] for i in rows]), device)
-                with autocast(device, autocast_dtype):
-                    result = module(batch)
-                out[rows] = result.float().cpu().numpy()
+                out[rows] = forward(batch).float().cpu().numpy()
+                if bar is not None:
+                    bar.update(len(rows))
     finally:
+        if bar is not None:
+            bar.close()
         module.train(was_training)
     return out
 
 
-def open_feature_cache(feature_cache, encoder_network, autocast_dtype=None):
+def open_feature_cache(feature_cache, encoder_network, autocast_dtype=None, precision=None):
     """The cache namespace of ``encoder_network`` in the ``feature_cache`` location.
 
     Parameters
@@ -149,7 +229,11 @@ def open_feature_cache(feature_cache, encoder_network, autocast_dtype=None):
     encoder_network : EncoderNetwork
         The frozen encoder whose features are cached.
     autocast_dtype : torch.dtype, default=None
-        Precision the features are computed in (part of the namespace).
+        Precision the features are computed in (when ``precision`` is None).
+    precision : InferencePrecision, default=None
+        The inference path the features are computed on; its
+        :attr:`~sktail.devices.InferencePrecision.cache_tag` is part of the
+        namespace, so features of different paths never mix.
 
     Returns
     -------
@@ -159,10 +243,12 @@ def open_feature_cache(feature_cache, encoder_network, autocast_dtype=None):
     location = resolve_cache_location(feature_cache)
     if location is None:
         return None
-    return FeatureCache(location, network_fingerprint(encoder_network, f"autocast={autocast_dtype}"))
+    tag = _as_precision(precision, autocast_dtype).cache_tag
+    return FeatureCache(location, network_fingerprint(encoder_network, tag))
 
 
-def encode_features(encoder_network, text_encoder, ids, *, batch_size: int, device, autocast_dtype=None) -> np.ndarray:
+def encode_features(encoder_network, text_encoder, ids, *, batch_size: int, device, autocast_dtype=None,
+                    precision=None, progress: bool = False) -> np.ndarray:
     """Pooled features of texts, in inference mode and length-sorted batches.
 
     Parameters
@@ -178,7 +264,11 @@ def encode_features(encoder_network, text_encoder, ids, *, batch_size: int, devi
     device : torch.device
         Where to run.
     autocast_dtype : torch.dtype, default=None
-        Mixed precision of the forward pass.
+        Mixed precision of the forward pass (when ``precision`` is None).
+    precision : InferencePrecision, default=None
+        The inference path (see :func:`batched_inference`).
+    progress : bool, default=False
+        Show a progress bar with texts/s.
 
     Returns
     -------
@@ -187,11 +277,12 @@ def encode_features(encoder_network, text_encoder, ids, *, batch_size: int, devi
     """
     return batched_inference(
         encoder_network, text_encoder, ids, width=encoder_network.hidden_size, batch_size=batch_size,
-        device=device, autocast_dtype=autocast_dtype,
+        device=device, autocast_dtype=autocast_dtype, precision=precision, progress=progress,
     )
 
 
-def extract_features(encoder_network, text_encoder, ids, *, batch_size: int, device, autocast_dtype=None, cache=None):
+def extract_features(encoder_network, text_encoder, ids, *, batch_size: int, device, autocast_dtype=None, cache=None,
+                     precision=None, progress: bool = False):
     """Compute the features of texts, read from ``cache`` where present, else computed and stored.
 
     Each distinct missing text is encoded once (see :func:`encode_features`).
@@ -209,9 +300,14 @@ def extract_features(encoder_network, text_encoder, ids, *, batch_size: int, dev
     device : torch.device
         Where to run.
     autocast_dtype : torch.dtype, default=None
-        Mixed precision of the forward pass.
+        Mixed precision of the forward pass (when ``precision`` is None).
     cache : FeatureCache, default=None
-        Where to look up and store features; None computes all of them.
+        Where to look up and store features; None computes all of them. Open
+        it with :func:`open_feature_cache` for the same ``precision``.
+    precision : InferencePrecision, default=None
+        The inference path (see :func:`batched_inference`).
+    progress : bool, default=False
+        Show a progress bar with texts/s.
 
     Returns
     -------
@@ -220,11 +316,10 @@ def extract_features(encoder_network, text_encoder, ids, *, batch_size: int, dev
     n_encoded : int
         Number of distinct texts that were run through the encoder.
     """
+    options = {"batch_size": batch_size, "device": device, "autocast_dtype": autocast_dtype,
+               "precision": precision, "progress": progress}
     if cache is None:
-        features = encode_features(
-            encoder_network, text_encoder, ids, batch_size=batch_size, device=device, autocast_dtype=autocast_dtype
-        )
-        return features, len(ids)
+        return encode_features(encoder_network, text_encoder, ids, **options), len(ids)
     keys = text_keys(ids)
     features, found = cache.lookup(keys)
     if features is None:
@@ -233,15 +328,10 @@ def extract_features(encoder_network, text_encoder, ids, *, batch_size: int, dev
     if len(missing):
         _, first = np.unique(keys[missing], return_index=True)
         todo = missing[np.sort(first)]
-        fresh = encode_features(
-            encoder_network, text_encoder, [ids[i] for i in todo], batch_size=batch_size,
-            device=device, autocast_dtype=autocast_dtype,
-        )
+        fresh = encode_features(encoder_network, text_encoder, [ids[i] for i in todo], **options)
         cache.store(keys[todo], fresh)
         position = {key: row for row, key in enumerate(keys[todo].tolist())}
         for row in missing:
             features[row] = fresh[position[keys[row]]]
         return features, len(todo)
     return features, 0
-
-

@@ -158,6 +158,28 @@ class HFNetwork(EncoderNetwork):
         out = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
         return out.last_hidden_state[:, 0]
 
+    def forward_embeddings(self, inputs_embeds, attention_mask):
+        """Compute the [CLS] vector of each text from its word embeddings (``input_embeddings()[ids]``).
+
+        The same as :meth:`forward` for right-padded batches; ONNX Runtime runs
+        this part, with the word-embedding lookup left to torch
+        (:mod:`sktail._onnx`).
+
+        Parameters
+        ----------
+        inputs_embeds : Tensor of shape (batch, length, hidden_size)
+            Word embeddings of the padded ids.
+        attention_mask : Tensor of shape (batch, length)
+            1 for tokens, 0 for padding.
+
+        Returns
+        -------
+        Tensor of shape (batch, hidden_size)
+            One pooled vector per text.
+        """
+        out = self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask)
+        return out.last_hidden_state[:, 0]
+
     def input_embeddings(self):
         """Return the transformer's input word-embedding matrix (``get_input_embeddings()``).
 

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from .._progress import write_line
+from ..devices import resolve_inference_precision
 from ..encoders._base import EncoderNetwork, TextClassifierNetwork
 from ..inference import extract_features, open_feature_cache
 from .base_regime import Regime, needs_pretrained
@@ -102,6 +103,19 @@ def _one_cpu_thread(device):
             _THREADS_STATE["users"] -= 1
             if _THREADS_STATE["users"] == 0:
                 torch.set_num_threads(_THREADS_STATE["previous"])
+
+
+def _requested_precision(config) -> str:
+    """The ``precision`` setting behind a training config.
+
+    The config's own ``precision`` when it has one; else read back from the
+    training dtype: an autocast dtype was asked for (or is CUDA's "auto"),
+    none means "auto" (or an explicit "fp32") on the CPU.
+    """
+    requested = getattr(config, "precision", None)
+    if requested is not None:
+        return requested
+    return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(config.autocast_dtype, "auto")
 
 
 class CachedFeatures(Regime):
@@ -190,11 +204,15 @@ class CachedFeatures(Regime):
         config = trainer.config
         start = time.perf_counter()
         encoder_network = self._network.encoder.to(config.device)
+        # The inference path predict() resolves too (AutoTailClassifier._logits): the
+        # head learns on the features it will be applied to.
+        precision = resolve_inference_precision(_requested_precision(config), config.device, encoder_network)
         try:
             features, self.n_encoded_ = extract_features(
                 encoder_network, trainer.encoder, ids, batch_size=max(64, 2 * config.batch_size),
-                device=config.device, autocast_dtype=config.autocast_dtype,
-                cache=open_feature_cache(self.cache, self._network.encoder, config.autocast_dtype),
+                device=config.device, precision=precision,
+                cache=open_feature_cache(self.cache, self._network.encoder, precision=precision),
+                progress=config.verbose >= 1 and trainer.parallel.is_main_process,
             )
         finally:
             encoder_network.to("cpu")
