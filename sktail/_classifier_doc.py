@@ -93,8 +93,13 @@ feature_cache : str, os.PathLike, joblib.Memory or None, default=None
     repeated fits (seeds, cross-validation, grid search) encode each text
     once in total. Safe for concurrent fits. Ignored otherwise.
 precision : {"auto", "fp32", "bf16", "fp16"}, default="auto"
-    Mixed precision: "auto" uses bf16 on CUDA devices that support it,
-    fp16 with gradient scaling on other CUDA devices, fp32 elsewhere.
+    Mixed precision: "auto" trains in bf16 on CUDA devices that support it,
+    fp16 with gradient scaling on other CUDA devices, fp32 elsewhere. At
+    inference on a CPU, "auto" uses bf16 where the CPU has native bf16; the
+    features of ``train_encoder="none"`` (at fit and at predict alike) also
+    use ONNX Runtime with int8 attention projections on AVX2 CPUs when the
+    ``fast`` extra is installed (``docs/speed.md``); fine-tuned networks
+    otherwise predict in fp32. "fp32" always uses torch fp32.
 grad_accumulation_steps : int, default=1
     Batches whose gradients are summed before each optimizer step.
 device : str, default="auto"

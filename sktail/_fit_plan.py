@@ -267,7 +267,7 @@ def train(plan: FitPlan):
         warmup_ratio=params["warmup_ratio"], max_grad_norm=params["max_grad_norm"],
         fgm_epsilon=params["fgm_epsilon"], fgm_weight=params["fgm_weight"],
         grad_accumulation_steps=params["grad_accumulation_steps"], device=device,
-        autocast_dtype=dtype, use_scaler=use_scaler, verbose=params["verbose"],
+        autocast_dtype=dtype, use_scaler=use_scaler, verbose=params["verbose"], precision=params["precision"],
     )
     parallel = None if plan.context is None else DataParallel(plan.context)
     fork_devices = [device.index or 0] if device.type == "cuda" else []

@@ -223,7 +223,11 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         device = resolve_device(self.device)
         network = self.network_.to(device)
         # The same path as the features of a frozen-encoder fit (CachedFeatures.features).
-        precision = resolve_inference_precision(self.precision, device, network)
+        # Fine-tuned networks keep the numerics they were trained in on CPUs without native
+        # bf16 (int8 activations are quantised per batch, so a text's output would depend on
+        # the other texts of its batch); frozen-feature models take the path of their features.
+        frozen = isinstance(self.train_encoder, str) and self.train_encoder == "none"
+        precision = resolve_inference_precision(self.precision, device, network if frozen else None)
         logits = np.empty((len(texts), len(self.classes_)), dtype=np.float32)
         try:
             # Tokenize and score a chunk at a time, so memory beyond the output

@@ -43,6 +43,9 @@ class TrainingConfig:
         Mixed-precision dtype.
     use_scaler : bool
         Whether fp16 gradient scaling is used.
+    precision : str
+        The estimator's ``precision`` setting (the inference path of frozen
+        features follows it, see :func:`sktail.devices.resolve_inference_precision`).
     verbose : int
         0 is silent; 1 or more prints one line per epoch and shows progress
         bars over the batches.
@@ -73,6 +76,7 @@ class TrainingConfig:
     autocast_dtype: torch.dtype | None = None
     use_scaler: bool = False
     verbose: int = 0
+    precision: str = "auto"
 
 
 @dataclass
