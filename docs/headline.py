@@ -137,7 +137,7 @@ def numbers():
             n[f"hyb.{short}.{key}"] = cell(pages, results, hybrid, column, config=config)
     n["hyb.sktail.full.acc"] = cell(pages, results, hybrid, "accuracy", config="full")
     n["hyb.sktail.full.bal"] = cell(pages, results, hybrid, "balanced acc.", config="full")
-    n["hyb.sktail.refit"] = cell(pages, results, hybrid, "fit s", config="full")
+    n["hyb.sktail.full.seeds"] = cell(pages, results, hybrid, "seeds", config="full")
     n["hyb.abstract.acc"], n["hyb.abstract.bal"] = prose(
         pages, results, hybrid, r"Abstracts \(one seed only[^)]*\): ([\d.]+) / ([\d.]+) \(full\)")
     n["hyb.first_fit"], n["hyb.refit"] = prose(
@@ -268,7 +268,8 @@ def encoder_table(n):
          nm, "a GPU and the `hfl/chinese-macbert-base` weights: the paper's setting"),
         ("`tfidf-e5`",
          f"{n['hyb.full.acc']} / {n['hyb.full.bal']} ({n['hyb.full.seeds']} seeds, plain-torch prototype of "
-         f"the same design); {n['hyb.sktail.full.acc']} / {n['hyb.sktail.full.bal']} in sktail (one seed)",
+         f"the same design); {n['hyb.sktail.full.acc']} / {n['hyb.sktail.full.bal']} in sktail "
+         f"({n['hyb.sktail.full.seeds']} seeds)",
          f"{n['hyb.abstract.acc']} / {n['hyb.abstract.bal']} (one seed, prototype)",
          f"about {n['hyb.first_fit']} s first fit (titles, e5 encoding included), {n['hyb.refit']} s refit "
          f"from cached features (prototype, one thread); predict of 1,000 titles about {n['hyb.predict']} s",
