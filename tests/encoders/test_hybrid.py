@@ -16,7 +16,7 @@ import sktail
 from sktail import AutoTailClassifier
 from sktail.adversarial import FGM
 from sktail.datasets import make_long_tail_text
-from sktail.encoders import HybridEncoder, _hybrid
+from sktail.encoders import HybridEncoder, _e5_memory
 from sktail.encoders._hybrid import HybridRegime
 from sktail.training import Callback, observe
 
@@ -30,8 +30,8 @@ SKLEARN_TFIDF = {"analyzer": "char", "ngram_range": (1, 3), "sublinear_tf": True
 @pytest.fixture(scope="session")
 def e5():
     """Build the in-memory e5 network and tokenizer once for the whole session."""
-    sha = _hybrid._installed_sha256()
-    return _hybrid._e5_tokenizer(sha), _hybrid._e5_model(sha, "cpu")
+    sha = _e5_memory._installed_sha256()
+    return _e5_memory._e5_tokenizer(sha), _e5_memory._e5_model(sha, "cpu")
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +113,7 @@ def test_save_load_predicts_identically_and_file_is_small(fitted, corpus, tmp_pa
 
 def test_loading_refuses_another_e5_file(fitted, tmp_path, monkeypatch):
     path = fitted[0].save(tmp_path / "model.sktail")
-    monkeypatch.setattr(_hybrid, "_installed_sha256", lambda: "0" * 64)
+    monkeypatch.setattr(_e5_memory, "_installed_sha256", lambda: "0" * 64)
     with pytest.raises(ValueError, match="SHA-256"):
         sktail.load(path)
 
