@@ -6,9 +6,7 @@ this family is built, so ``import sktail`` stays light.
 
 from __future__ import annotations
 
-import contextlib
 import inspect
-import os
 import tempfile
 import warnings
 from pathlib import Path
@@ -17,191 +15,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._base import EncoderNetwork, TextEncoder, pad_ids
+from ._base import TextEncoder, pad_ids
+from ._hf_loading import (
+    PRESETS,
+    _load_error,
+    _no_init_weights,
+    _quiet_transformers,
+    resolve_model_path,
+)
+from ._hf_network import HFNetwork
 
 __all__ = ["PRESETS", "HFEncoder", "HFNetwork", "resolve_model_path"]
-
-#: Short names accepted by ``encoder=``: (hub id, load with BERT classes).
-#: ``hfl/chinese-roberta-wwm-ext`` is a BERT checkpoint despite its name.
-PRESETS = {
-    "macbert-base": ("hfl/chinese-macbert-base", False),
-    "roberta-wwm-ext": ("hfl/chinese-roberta-wwm-ext", True),
-}
-
-
-def resolve_model_path(name: str) -> tuple[str, bool]:
-    """Turn an ``encoder=`` string into a loadable model id or directory.
-
-    Parameters
-    ----------
-    name : str
-        A preset (``"macbert-base"``, ``"roberta-wwm-ext"``, ``"e5-small"``),
-        a local directory, or a Hugging Face model id.
-
-    Returns
-    -------
-    path : str
-        Directory or hub id to load.
-    bert_classes : bool
-        Whether the checkpoint must be loaded with BERT classes
-        (``BertModel``, ``BertTokenizerFast``) whatever its files say.
-    """
-    if name == "e5-small":
-        from ._e5 import build_e5_small
-
-        # A BERT folder whose config and tokenizer files name their classes.
-        return str(build_e5_small()), False
-    if name in PRESETS:
-        return PRESETS[name]
-    return os.path.expanduser(name), False
-
-
-def _looks_like_path(name: str) -> bool:
-    return name.startswith((".", "~", os.sep)) or (os.sep != "/" and ":" in name)
-
-
-def _load_error(name: str, path: str, error: Exception) -> OSError:
-    needs = (
-        "a local directory holding config.json, the weights (model.safetensors or "
-        "pytorch_model.bin) and the tokenizer files (tokenizer.json or vocab.txt)"
-    )
-    if os.path.isdir(path):
-        return OSError(f"Could not load the encoder {name!r} from {path!r}: {error}.\nencoder= needs {needs}.")
-    if _looks_like_path(path):
-        problem = f"the directory {path!r} does not exist"
-    else:
-        problem = f"loading {path!r} failed: {error}"
-    return OSError(
-        f"Could not load the encoder {name!r}: {problem}.\n"
-        f"Without internet access, pass {needs} as encoder='DIR'. Make one where the Hugging "
-        f"Face hub is reachable, e.g. `hf download {path} --local-dir DIR` (or "
-        "`huggingface-cli download`), and copy it over. encoder='e5-small' needs no download "
-        "(install sktail[offline])."
-    )
-
-
-@contextlib.contextmanager
-def _quiet_transformers():
-    """Silence transformers' load reports and progress bars during a load.
-
-    sktail warns itself about what matters (missing weights).
-    """
-    from transformers.utils import logging as hf_logging
-
-    level = hf_logging.get_verbosity()
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(level)
-        if bars:
-            hf_logging.enable_progress_bar()
-
-
-def _no_init_weights():
-    """Skip random initialisation of a model whose weights are loaded next."""
-    try:
-        from transformers.initialization import no_init_weights
-    except ImportError:  # transformers < 5
-        from transformers.modeling_utils import no_init_weights
-    return no_init_weights()
-
-
-class HFNetwork(EncoderNetwork):
-    """A transformer whose pooled output is the final hidden state of the first token.
-
-    Parameters
-    ----------
-    model : transformers.PreTrainedModel
-        The base model (no task head, no pooler).
-
-    See Also
-    --------
-    HFEncoder : The encoder that builds this network.
-    EncoderNetwork : The network contract.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from transformers import BertConfig, BertModel
-    >>> from sktail.encoders import HFNetwork
-    >>> config = BertConfig(vocab_size=20, hidden_size=8, num_hidden_layers=2,
-    ...                     num_attention_heads=2, intermediate_size=16)
-    >>> network = HFNetwork(BertModel(config, add_pooling_layer=False)).eval()
-    >>> batch = {"input_ids": torch.tensor([[2, 5, 6, 3]]), "attention_mask": torch.ones(1, 4, dtype=torch.long)}
-    >>> network(batch).shape
-    torch.Size([1, 8])
-    >>> network.input_embeddings().shape, len(network.layer_stack())
-    (torch.Size([20, 8]), 2)
-    """
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-        self.hidden_size = int(model.config.hidden_size)
-
-    def forward(self, batch):
-        """Compute the [CLS] vector of each text: the first token's final hidden state.
-
-        Parameters
-        ----------
-        batch : dict of str to Tensor
-            ``input_ids`` and ``attention_mask``, as :meth:`HFEncoder.collate` pads them.
-
-        Returns
-        -------
-        Tensor of shape (batch, hidden_size)
-            One pooled vector per text.
-        """
-        out = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-        return out.last_hidden_state[:, 0]
-
-    def forward_embeddings(self, inputs_embeds, attention_mask):
-        """Compute the [CLS] vector of each text from its word embeddings (``input_embeddings()[ids]``).
-
-        The same as :meth:`forward` for right-padded batches; ONNX Runtime runs
-        this part, with the word-embedding lookup left to torch
-        (:mod:`sktail._onnx`).
-
-        Parameters
-        ----------
-        inputs_embeds : Tensor of shape (batch, length, hidden_size)
-            Word embeddings of the padded ids.
-        attention_mask : Tensor of shape (batch, length)
-            1 for tokens, 0 for padding.
-
-        Returns
-        -------
-        Tensor of shape (batch, hidden_size)
-            One pooled vector per text.
-        """
-        out = self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask)
-        return out.last_hidden_state[:, 0]
-
-    def input_embeddings(self):
-        """Return the transformer's input word-embedding matrix (``get_input_embeddings()``).
-
-        Returns
-        -------
-        torch.nn.Parameter
-            The matrix itself, of shape ``(vocab_size, hidden_size)``: FGM's target.
-        """
-        return self.model.get_input_embeddings().weight
-
-    def layer_stack(self):
-        """Return the layers at ``model.encoder.layer`` (BERT, RoBERTa, XLM-R, ELECTRA...), or None.
-
-        Returns
-        -------
-        torch.nn.ModuleList or None
-            The transformer layers from the bottom up; None for a model without
-            that attribute.
-        """
-        layers = getattr(getattr(self.model, "encoder", None), "layer", None)
-        return layers if isinstance(layers, nn.ModuleList) else None
-
 
 class HFEncoder(TextEncoder):
     """Any Hugging Face encoder model, with its fast tokenizer.
