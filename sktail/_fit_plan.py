@@ -242,6 +242,16 @@ def release_device_memory(device: torch.device) -> None:
         torch.cuda.empty_cache()
 
 
+#: The epoch-record key that each ``epoch_selection`` maximises (None: keep the last epoch).
+MONITORS = {"auto": "val_accuracy", "accuracy": "val_accuracy",
+            "balanced_accuracy": "val_balanced_accuracy", "last": None}
+
+
+def validation_key(selection: str) -> str:
+    """The epoch-record key reported as ``best_validation_score_`` under ``epoch_selection``."""
+    return MONITORS[selection] or "val_accuracy"
+
+
 def train(plan: FitPlan):
     """Build the network and train it as ``plan`` says.
 
@@ -268,6 +278,7 @@ def train(plan: FitPlan):
         fgm_epsilon=params["fgm_epsilon"], fgm_weight=params["fgm_weight"],
         grad_accumulation_steps=params["grad_accumulation_steps"], device=device,
         autocast_dtype=dtype, use_scaler=use_scaler, verbose=params["verbose"], precision=params["precision"],
+        monitor=MONITORS[params["epoch_selection"]],
     )
     parallel = None if plan.context is None else DataParallel(plan.context)
     fork_devices = [device.index or 0] if device.type == "cuda" else []

@@ -13,7 +13,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._classifier_doc import documented
-from ._fit_plan import plan_fit, release_device_memory, train
+from ._fit_plan import plan_fit, release_device_memory, train, validation_key
 from ._validation import check_texts
 from .devices import resolve_device, resolve_inference_precision
 from .inference import predict_logits
@@ -57,6 +57,7 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         "fgm_epsilon": [Interval(Real, 0, None, closed="left")],
         "fgm_weight": [Interval(Real, 0, None, closed="left")],
         "validation_fraction": [Interval(Real, 0, 1, closed="left"), None, _AUTO],
+        "epoch_selection": [StrOptions({"auto", "last", "accuracy", "balanced_accuracy"})],
         "encoder_options": [dict, None],
         "train_encoder": [StrOptions({"all", "none"}), _POSITIVE_INT],
         "feature_cache": [str, os.PathLike, HasMethods(["cache"]), None],
@@ -73,7 +74,7 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(
         self,
-        encoder="jieba-bag",
+        encoder="tfidf-e5",
         *,
         max_length="auto",
         epochs="auto",
@@ -93,6 +94,7 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         fgm_epsilon=0.3,
         fgm_weight=0.5,
         validation_fraction="auto",
+        epoch_selection="auto",
         encoder_options=None,
         train_encoder="all",
         feature_cache=None,
@@ -125,6 +127,7 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         self.fgm_epsilon = fgm_epsilon
         self.fgm_weight = fgm_weight
         self.validation_fraction = validation_fraction
+        self.epoch_selection = epoch_selection
         self.encoder_options = encoder_options
         self.train_encoder = train_encoder
         self.feature_cache = feature_cache
@@ -187,7 +190,7 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
             "world_size_": 1 if plan.context is None else plan.context.world_size,
         }
         kept = [h for h in history if h["epoch"] == best_epoch]
-        fitted["best_validation_score_"] = kept[0].get("val_accuracy") if kept else None
+        fitted["best_validation_score_"] = kept[0].get(validation_key(self.epoch_selection)) if kept else None
         self.__dict__.update(fitted)
         return self
 

@@ -135,7 +135,7 @@ def build_parser():
                        description="Train an AutoTailClassifier on a UTF-8 'text<TAB>label' file and save it.")
     p.add_argument("train", metavar="TRAIN.tsv", help="training data, one 'text<TAB>label' per line")
     p.add_argument("-o", "--output", required=True, metavar="MODEL", help="where to write the model file")
-    p.add_argument("--encoder", help="encoder name: jieba-bag (default), e5-small, macbert-base, "
+    p.add_argument("--encoder", help="encoder name: tfidf-e5 (default), jieba-bag, e5-small, macbert-base, "
                                      "roberta-wwm-ext, a Hugging Face id or a local folder")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
                    help="any AutoTailClassifier parameter, e.g. --set epochs=2 --set tail_gate=false "

@@ -19,7 +19,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from sktail.datasets import make_long_tail_text  # noqa: E402
 
-FAST_BAG = {"epochs": 3, "batch_size": 16, "validation_fraction": None}
+FAST_BAG = {"encoder": "jieba-bag", "epochs": 3, "batch_size": 16, "validation_fraction": None}
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from sktail import _demo, cli
 from sktail.cli import UsageError, main, parse_settings
 from sktail.datasets import load_tsv, make_long_tail_text
 
-FAST = ["--set", "epochs=2", "--set", "validation_fraction=0", "--seed", "0", "-q"]
+FAST = ["--encoder", "jieba-bag", "--set", "epochs=2", "--set", "validation_fraction=0", "--seed", "0", "-q"]
 
 
 def _write_tsv(path, texts, labels):
@@ -88,7 +88,7 @@ def test_fit_with_validation_file_and_encoder_options(files, capsys):
     model = files["root"] / "validated.sktail"
     code, _, err = _run(
         capsys, "fit", files["train"], "-o", model, "--validation", files["test"],
-        "--set", "epochs=2", "--set", "encoder_options.embedding_dim=16", "--seed", "0",
+        "--encoder", "jieba-bag", "--set", "epochs=2", "--set", "encoder_options.embedding_dim=16", "--seed", "0",
     )
     assert code == 0
     assert f"saved {model}" in err
@@ -99,15 +99,15 @@ def test_fit_with_validation_file_and_encoder_options(files, capsys):
 
 def test_fit_verbose_prints_epoch_lines_and_progress(files, capsys):
     model = files["root"] / "verbose.sktail"
-    code, out, err = _run(capsys, "fit", files["train"], "-o", model, "--set", "epochs=2",
-                          "--set", "validation_fraction=0", "--seed", "0")
+    code, out, err = _run(capsys, "fit", files["train"], "-o", model, "--encoder", "jieba-bag",
+                          "--set", "epochs=2", "--set", "validation_fraction=0", "--seed", "0")
     assert code == 0
     assert "epoch 1: train_loss=" in out and "epoch 2: train_loss=" in out
     assert "batches" in err  # tqdm bars go to stderr
 
 
 def test_fit_has_a_printed_default_seed(files, capsys):
-    args = ["--set", "epochs=1", "--set", "validation_fraction=0"]
+    args = ["--encoder", "jieba-bag", "--set", "epochs=1", "--set", "validation_fraction=0"]
     models = [files["root"] / f"seeded{i}.sktail" for i in range(2)]
     for model in models:
         code, _, err = _run(capsys, "fit", files["train"], "-o", model, *args)
@@ -498,7 +498,7 @@ def test_predict_never_writes_a_broken_row(tmp_path, capsys):
 
     texts, labels = make_long_tail_text((12, 8), noise=0.0, random_state=0)
     odd = {name: bad for name, bad in zip(sorted(set(labels)), ["第一\t类", "第二\n类"])}
-    clf = AutoTailClassifier(epochs=1, validation_fraction=None, random_state=0)
+    clf = AutoTailClassifier(encoder="jieba-bag", epochs=1, validation_fraction=None, random_state=0)
     model = clf.fit(texts, [odd[y] for y in labels]).save(tmp_path / "odd.sktail")
     inputs = tmp_path / "in.txt"
     inputs.write_text("\n".join(texts[:2]) + "\n", encoding="utf-8")
@@ -552,7 +552,7 @@ def test_an_unusable_encoder_folder_exits_2(files, capsys, tmp_path):
     (broken / "config.json").write_text("{}", encoding="utf-8")
     for encoder, message in [(tmp_path / "missing", "no such folder"), (empty, "has no config.json"),
                              (files["train"], "not a folder"), (broken, "encoder")]:
-        code, _, err = _run(capsys, "fit", files["train"], "-o", tmp_path / "m.sktail", "--encoder", encoder, *FAST)
+        code, _, err = _run(capsys, "fit", files["train"], "-o", tmp_path / "m.sktail", "--encoder", encoder, *FAST[2:])
         assert code == 2 and message in err, (encoder, err)
 
 

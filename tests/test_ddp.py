@@ -54,14 +54,14 @@ def test_distributed_true_without_launcher_raises(monkeypatch, long_tail_corpus)
     for name in TORCHRUN_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     texts, labels = long_tail_corpus
-    clf = AutoTailClassifier(distributed=True, epochs=1, validation_fraction=None)
+    clf = AutoTailClassifier(encoder="jieba-bag", distributed=True, epochs=1, validation_fraction=None)
     with pytest.raises(ValueError, match="torchrun"):
         clf.fit(texts, labels)
 
 
 def test_distributed_parameter_is_validated(long_tail_corpus):
     with pytest.raises(ValueError, match="distributed"):
-        AutoTailClassifier(distributed="always").fit(*long_tail_corpus)
+        AutoTailClassifier(encoder="jieba-bag", distributed="always").fit(*long_tail_corpus)
 
 
 # -- sharding and metrics ------------------------------------------------------------
@@ -110,7 +110,7 @@ def single_process_group():
 
 def test_one_process_group_fits_like_a_plain_fit(single_process_group, long_tail_corpus):
     texts, labels = long_tail_corpus
-    settings = {"epochs": 2, "batch_size": 16, "dropout": 0.0, "validation_fraction": 0.2,
+    settings = {"encoder": "jieba-bag", "epochs": 2, "batch_size": 16, "dropout": 0.0, "validation_fraction": 0.2,
                 "grad_accumulation_steps": 2, "encoder_options": {"embedding_dim": 16},
                 "random_state": 0}
     auto = AutoTailClassifier(**settings).fit(texts, labels)  # "auto": one process is not DDP

@@ -7,7 +7,7 @@ from sklearn.exceptions import NotFittedError
 from sktail import AutoTailClassifier
 from sktail._fit_plan import plan_fit
 
-KW = {"epochs": 1, "batch_size": 16, "validation_fraction": None, "random_state": 0,
+KW = {"encoder": "jieba-bag", "epochs": 1, "batch_size": 16, "validation_fraction": None, "random_state": 0,
       "encoder_options": {"embedding_dim": 8}}
 
 

@@ -11,7 +11,7 @@ from sktail import AutoTailClassifier
 from sktail.objective import AutoTailLoss
 from sktail.training import NonFiniteError, Trainer
 
-SETTINGS = {"epochs": 3, "batch_size": 8, "encoder_options": {"embedding_dim": 8}, "random_state": 0}
+SETTINGS = {"encoder": "jieba-bag", "epochs": 3, "batch_size": 8, "encoder_options": {"embedding_dim": 8}, "random_state": 0}
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +103,7 @@ def test_a_fit_never_ends_with_non_finite_outputs():
     # zero step): the losses they saw and the weights they left (about 1e30) are
     # finite, but the logits overflow. The kept network is checked on the training rows.
     texts, labels = make_long_tail_text((80, 60, 40, 20), n_keywords=2, noise=0.1, random_state=0)
-    clf = AutoTailClassifier(epochs=1, batch_size=128, learning_rate=1e30, validation_fraction=None, random_state=0)
+    clf = AutoTailClassifier(encoder="jieba-bag", epochs=1, batch_size=128, learning_rate=1e30, validation_fraction=None, random_state=0)
     with pytest.raises(NonFiniteError, match="non-finite outputs on its own training data"):
         clf.fit(texts, labels)
     with pytest.raises(NotFittedError):

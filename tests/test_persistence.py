@@ -17,7 +17,7 @@ import sktail
 from sktail import AutoTailClassifier, load
 from sktail._persistence import FORMAT_VERSION, ModelFileError, atomic_write, save
 
-TINY = {"epochs": 2, "batch_size": 8, "validation_fraction": 0.2, "encoder_options": {"embedding_dim": 8}}
+TINY = {"encoder": "jieba-bag", "epochs": 2, "batch_size": 8, "validation_fraction": 0.2, "encoder_options": {"embedding_dim": 8}}
 
 
 @pytest.fixture(scope="module")

@@ -9,14 +9,14 @@ from sktail._progress import progress_bar
 
 def test_library_use_is_silent_by_default(long_tail_corpus, capsys):
     texts, labels = long_tail_corpus
-    clf = AutoTailClassifier(epochs=2, validation_fraction=0.2, random_state=0).fit(texts, labels)
+    clf = AutoTailClassifier(encoder="jieba-bag", epochs=2, validation_fraction=0.2, random_state=0).fit(texts, labels)
     clf.predict(texts)
     assert capsys.readouterr() == ("", "")
 
 
 def test_verbose_shows_bars_and_epoch_lines(long_tail_corpus, capsys):
     texts, labels = long_tail_corpus
-    clf = AutoTailClassifier(epochs=2, validation_fraction=0.2, random_state=0, verbose=1)
+    clf = AutoTailClassifier(encoder="jieba-bag", epochs=2, validation_fraction=0.2, random_state=0, verbose=1)
     clf.fit(texts, labels)
     out, err = capsys.readouterr()
     lines = [line for line in out.splitlines() if line.startswith("epoch ")]
@@ -29,7 +29,7 @@ def test_verbose_shows_bars_and_epoch_lines(long_tail_corpus, capsys):
 def test_epoch_summaries_go_to_the_sktail_logger(long_tail_corpus, caplog):
     texts, labels = long_tail_corpus
     with caplog.at_level(logging.INFO, logger="sktail"):
-        AutoTailClassifier(epochs=2, validation_fraction=None, random_state=0).fit(texts, labels)
+        AutoTailClassifier(encoder="jieba-bag", epochs=2, validation_fraction=None, random_state=0).fit(texts, labels)
     records = [r for r in caplog.records if r.name == "sktail"]
     assert [r.getMessage().split(":")[0] for r in records] == ["epoch 1", "epoch 2"]
 

@@ -24,7 +24,7 @@ from sktail.objective import compute_tail_prior
 
 from .conftest import FAST_BAG
 
-SMALL = {**FAST_BAG, "epochs": 2, "encoder_options": {"embedding_dim": 8}}
+SMALL = {"encoder": "jieba-bag", **FAST_BAG, "epochs": 2, "encoder_options": {"embedding_dim": 8}}
 BASELINE = {"tail_gate": False, "bs_weight": 0.0, "fgm_epsilon": 0.0}
 
 # Checks of sklearn.utils.estimator_checks that need no numeric data. Those that fit

@@ -14,7 +14,7 @@ from sktail import AutoTailClassifier
 
 TEXTS = ["深度学习模型", "水稻种植技术", "神经网络训练", "小麦病虫害", "卷积网络", "玉米产量"] * 2
 LABELS = ["工学", "农学"] * 6
-TINY = {"epochs": 1, "batch_size": 8, "validation_fraction": None, "encoder_options": {"embedding_dim": 8}}
+TINY = {"encoder": "jieba-bag", "epochs": 1, "batch_size": 8, "validation_fraction": None, "encoder_options": {"embedding_dim": 8}}
 
 
 def _with(values, index, value):
@@ -73,7 +73,7 @@ def test_at_least_twenty_bad_inputs_are_covered():
 
 # Each parameter with values outside its bounds.
 BAD_PARAMS = [
-    ("encoder", 3), ("max_length", 0), ("max_length", "long"), ("epochs", 0), ("epochs", 2.5),
+    ("encoder", 3), ("epoch_selection", "best"), ("epoch_selection", None), ("max_length", 0), ("max_length", "long"), ("epochs", 0), ("epochs", 2.5),
     ("batch_size", 0), ("learning_rate", 0.0), ("learning_rate", -1e-3), ("learning_rate", math.nan),
     ("weight_decay", -0.1), ("warmup_ratio", 1.5), ("max_grad_norm", 0.0), ("dropout", 1.0),
     ("dropout", -0.1), ("label_smoothing", 1.0), ("tail_gate", "yes"), ("gate_threshold", 1.1),

@@ -134,9 +134,10 @@ class BestEpoch(Callback):
 
     Parameters
     ----------
-    monitor : str, default="val_accuracy"
+    monitor : str or None, default="val_accuracy"
         Key of the epoch record to maximise (docs/method.md's rule: accuracy).
-        Without validation data the last epoch is kept.
+        None, or a record without that key (no validation data), keeps the
+        last epoch.
 
     See Also
     --------
@@ -152,14 +153,15 @@ class BestEpoch(Callback):
     'val_balanced_accuracy'
     """
 
-    def __init__(self, monitor: str = "val_accuracy"):
+    def __init__(self, monitor: str | None = "val_accuracy"):
         self.monitor = monitor
 
     def on_epoch_end(self, trainer, record):
         """Snapshot the weights when ``record[monitor]`` improves strictly.
 
-        Without ``monitor`` in the record (no validation data) the epoch is
-        recorded as the best one and the current weights are kept.
+        Without ``monitor`` (None, or absent from the record: no validation
+        data) the epoch is recorded as the best one and the current weights
+        are kept.
 
         Parameters
         ----------
@@ -169,7 +171,7 @@ class BestEpoch(Callback):
             The epoch's entry of the history.
         """
         state = trainer.state
-        if self.monitor in record:
+        if self.monitor is not None and self.monitor in record:
             if record[self.monitor] > state.best_score:
                 state.best_score, state.best_epoch = record[self.monitor], record["epoch"]
                 state.best_weights = trainer.cpu_weights()

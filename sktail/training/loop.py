@@ -125,7 +125,7 @@ class Trainer:
         self.forward_passes = 0
         self.pending_loss, self.step_loss = None, 0.0
         self.model = self.parallel.setup(self.network)
-        self.callbacks = [BestEpoch(), EpochLog(), ProgressBar()] if callbacks is None else list(callbacks)
+        self.callbacks = [BestEpoch(config.monitor), EpochLog(), ProgressBar()] if callbacks is None else list(callbacks)
         if checkpointer is not None:
             self.callbacks.append(Checkpoint(checkpointer))
         self.callbacks += observed()

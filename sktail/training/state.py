@@ -49,6 +49,10 @@ class TrainingConfig:
     verbose : int
         0 is silent; 1 or more prints one line per epoch and shows progress
         bars over the batches.
+    monitor : str or None
+        Key of the epoch record whose best value picks the kept epoch
+        (``"val_accuracy"``, docs/method.md's rule, or
+        ``"val_balanced_accuracy"``); None keeps the last epoch.
 
     See Also
     --------
@@ -77,6 +81,7 @@ class TrainingConfig:
     use_scaler: bool = False
     verbose: int = 0
     precision: str = "auto"
+    monitor: str | None = "val_accuracy"
 
 
 @dataclass

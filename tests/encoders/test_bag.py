@@ -10,7 +10,7 @@ from sktail.encoders._bag import BagEncoder, BagNetwork
 from .._helpers import LABELS, batch_of, tiny_setup, tiny_trainer
 from ..conftest import FAST_BAG
 
-SMALL = {**FAST_BAG, "epochs": 1, "encoder_options": {"embedding_dim": 8}}
+SMALL = {"encoder": "jieba-bag", **FAST_BAG, "epochs": 1, "encoder_options": {"embedding_dim": 8}}
 
 
 def test_collate_flattens_with_offsets():
@@ -172,7 +172,7 @@ def test_auto_epochs_reach_the_minimum_number_of_steps():
 
 def test_auto_epochs_are_used_by_fit_and_explicit_epochs_win(long_tail_corpus):
     texts, labels = long_tail_corpus
-    options = {"validation_fraction": None, "encoder_options": {"embedding_dim": 8}}
+    options = {"encoder": "jieba-bag", "validation_fraction": None, "encoder_options": {"embedding_dim": 8}}
     auto = AutoTailClassifier(**options, batch_size=64, random_state=0).fit(texts, labels)
     assert auto.epochs_ == 450 // 2 and len(auto.history_) == auto.epochs_  # 78 rows: 2 steps an epoch
     fixed = AutoTailClassifier(**options, batch_size=64, epochs=3, random_state=0).fit(texts, labels)
