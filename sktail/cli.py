@@ -139,7 +139,7 @@ def build_parser():
                                      "roberta-wwm-ext, a Hugging Face id or a local folder")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
                    help="any AutoTailClassifier parameter, e.g. --set epochs=2 --set tail_gate=false "
-                        "--set encoder_options.embedding_dim=64 (values are parsed as JSON when they can be)")
+                        "--set encoder_options.dense_scale=0.3 (values are parsed as JSON when they can be)")
     p.add_argument("--validation", metavar="DEV.tsv",
                    help="held-out 'text<TAB>label' file for best-epoch selection (replaces the internal split)")
     p.add_argument("--seed", type=int,

@@ -22,6 +22,18 @@ from sktail.datasets import make_long_tail_text  # noqa: E402
 FAST_BAG = {"encoder": "jieba-bag", "epochs": 3, "batch_size": 16, "validation_fraction": None}
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _sktail_home(tmp_path_factory):
+    """sktail's cache folder (ONNX graphs, converted encoders) is a temporary one during the tests."""
+    previous = os.environ.get("SKTAIL_HOME")
+    os.environ["SKTAIL_HOME"] = str(tmp_path_factory.mktemp("sktail-home"))
+    yield
+    if previous is None:
+        os.environ.pop("SKTAIL_HOME", None)
+    else:
+        os.environ["SKTAIL_HOME"] = previous
+
+
 @pytest.fixture(scope="session")
 def _long_tail_corpus():
     return make_long_tail_text((40, 20, 10, 5, 3), n_keywords=2, noise=0.0, random_state=0)

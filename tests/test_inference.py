@@ -235,3 +235,46 @@ def test_progress_bar_counts_texts(tiny_encoder, capsys):
     assert "predict" in err and "text/s" in err
     inference.encode_features(network, encoder, ids, batch_size=4, device=CPU)
     assert capsys.readouterr().err == ""
+
+
+def test_onnx_graph_is_stored_once_and_reloaded(tiny_bert_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("SKTAIL_HOME", str(tmp_path))
+    encoder = HFEncoder(str(tiny_bert_dir))
+    network = encoder.build_network().eval()
+    first = _features(encoder, network, TEXTS, "onnx-int8")
+    stored = sorted(p.name for p in (tmp_path / "onnx").iterdir())
+    key = _onnx.graph_key(network, "onnx-int8")
+    assert stored == [f"{key}.json", f"{key}.onnx"]
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("exported again")
+
+    monkeypatch.setattr(_onnx, "_export", no_export)
+    again = encoder.build_network().eval()  # same weights, another process's network
+    assert _onnx.graph_key(again, "onnx-int8") == key
+    np.testing.assert_array_equal(_features(encoder, again, TEXTS, "onnx-int8"), first)
+    assert _onnx.graph_key(again, "onnx-fp32") != key  # the recipe is part of the key
+
+
+def test_an_altered_stored_graph_is_exported_again(tiny_bert_dir, tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("SKTAIL_HOME", str(tmp_path))
+    encoder = HFEncoder(str(tiny_bert_dir))
+    reference = _features(encoder, encoder.build_network().eval(), TEXTS, "onnx-fp32")
+    (graph,) = (tmp_path / "onnx").glob("*.onnx")
+    graph.write_bytes(graph.read_bytes()[:-10] + b"0123456789")
+    with caplog.at_level("WARNING", logger="sktail"):
+        rebuilt = _features(encoder, encoder.build_network().eval(), TEXTS, "onnx-fp32")
+    assert "does not match its record" in caplog.text
+    np.testing.assert_array_equal(rebuilt, reference)
+
+
+def test_an_unwritable_cache_folder_still_gives_a_session(tiny_bert_dir, tmp_path, monkeypatch, caplog):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("SKTAIL_HOME", str(blocker))
+    encoder = HFEncoder(str(tiny_bert_dir))
+    network = encoder.build_network().eval()
+    with caplog.at_level("WARNING", logger="sktail"):
+        features = _features(encoder, network, TEXTS, "onnx-fp32")
+    assert "not cached" in caplog.text
+    np.testing.assert_allclose(features, _features(encoder, network, TEXTS, "fp32"), atol=1e-4, rtol=1e-4)

