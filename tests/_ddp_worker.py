@@ -25,7 +25,7 @@ from sktail.training import DataParallel, Trainer, TrainingConfig, shard_rows
 from sktail.training.process_group import DistributedContext
 
 #: Shared with the single-process fit of the test module.
-FIT_SETTINGS = {"encoder": "jieba-bag", 
+FIT_SETTINGS = {"encoder": "jieba-bag",
     "epochs": 6, "batch_size": 16, "learning_rate": 0.05, "dropout": 0.0,
     "validation_fraction": 0.2, "fgm_epsilon": 0.3, "grad_accumulation_steps": 2,
     "encoder_options": {"embedding_dim": 32, "token_dropout": 0.0}, "random_state": 0,

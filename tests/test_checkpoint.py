@@ -15,7 +15,7 @@ import sktail
 from sktail import AutoTailClassifier
 from sktail.training import Checkpointer, Trainer, fit_fingerprint
 
-SETTINGS = {"encoder": "jieba-bag", 
+SETTINGS = {"encoder": "jieba-bag",
     "epochs": 3, "batch_size": 4, "validation_fraction": 0.25, "fgm_epsilon": 0.3,
     "encoder_options": {"embedding_dim": 8}, "random_state": 5, "device": "cpu",
 }

