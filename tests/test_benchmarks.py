@@ -110,3 +110,18 @@ def test_data_dir_comes_from_argument_or_environment(split_dir, monkeypatch):
     assert resolve_data_dir(split_dir) == split_dir
     monkeypatch.setenv("SKTAIL_DATA", str(split_dir))
     assert resolve_data_dir(None) == split_dir
+
+
+def test_epoch_selection_rules_read_the_holdout_and_never_dev():
+    from benchmarks.epoch_selection import summarise as rules_of
+
+    # hold-out scores [acc, bal, loss]; dev scores differ so that a rule reading dev would show
+    epochs = [{"val": [50, 40, 1.0], "dev": [60, 50, 0]}, {"val": [70, 30, 0.5], "dev": [61, 51, 0]},
+              {"val": [70, 45, 0.7], "dev": [62, 52, 0]}]
+    run = {"seed": 0, "holdout": epochs, "every_row": {"last": [63, 53, 0], "mean of last 2": [64, 54, 0]}}
+    summary = rules_of([run, run])
+    assert summary["hold-out, best accuracy"]["epochs"] == [2, 2]  # the first of two equal bests
+    assert summary["hold-out, best balanced accuracy"]["bal"] == [52, 52]
+    assert summary["hold-out, lowest loss"]["acc"] == [61, 61]
+    assert summary["hold-out, last epoch"]["epochs"] == [3, 3]
+    assert summary["every row, mean of last 2"]["bal"] == [54, 54]
