@@ -17,6 +17,9 @@ from sktail.metrics import frequency_bands, mcnemar_exact
 
 from .runner import BASELINE
 
+#: The linear reference of the second McNemar test.
+LINEAR_REFERENCE = "tfidf-svc"
+
 __all__ = [
     "markdown_table",
     "pooled_mcnemar",
@@ -103,7 +106,8 @@ def summarise(payload) -> dict:
         for metric, vals in values.items():
             mean, std = _mean_std(vals)
             metrics[metric] = {"mean": mean, "std": std, "values": vals}
-        entry = {"seeds": seeds, "metrics": metrics, "mcnemar": pooled_mcnemar(payload, name)}
+        entry = {"seeds": seeds, "metrics": metrics, "mcnemar": pooled_mcnemar(payload, name),
+                 "mcnemar_vs_linear": pooled_mcnemar(payload, name, reference=LINEAR_REFERENCE)}
         if BASELINE in grouped and name != BASELINE:
             shared = sorted(set(runs) & set(grouped[BASELINE]))
             entry["delta"] = {}
@@ -178,6 +182,19 @@ def markdown_table(summary, order=None) -> str:
             f"{_signed(delta['balanced_accuracy'])} | {_signed(delta['tail'])} | {_signed(delta['mid'])} | "
             f"{_signed(delta['head'])} | {test_cells} |"
         )
+    against_linear = [n for n in order if summary[n].get("mcnemar_vs_linear")]
+    if against_linear:
+        lines += [
+            "",
+            f"Exact McNemar test against `{LINEAR_REFERENCE}` (TF-IDF + LinearSVC), pooled over shared seeds "
+            f"(b: `{LINEAR_REFERENCE}` right and config wrong; c: the reverse):",
+            "",
+            "| config | McNemar b / c | p |",
+            "|---|---|---|",
+        ]
+        for name in against_linear:
+            test = summary[name]["mcnemar_vs_linear"]
+            lines.append(f"| {name} | {test['b']} / {test['c']} | {test['pvalue']:.3g} |")
     return "\n".join(lines) + "\n"
 
 

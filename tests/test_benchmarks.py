@@ -49,6 +49,9 @@ def test_harness_end_to_end(split_dir, tmp_path, monkeypatch):
     assert summary["tfidf-svc"]["mcnemar"]["seeds"] == [3]
     markdown = (out / "results.md").read_text(encoding="utf-8")
     assert "| tfidf-svc | 1 |" in markdown and "| baseline | 1 |" in markdown
+    linear = summary["baseline"]["mcnemar_vs_linear"]
+    assert linear["seeds"] == [3] and summary["tfidf-svc"]["mcnemar_vs_linear"] is None
+    assert f"| baseline | {linear['b']} / {linear['c']} |" in markdown.split("against `tfidf-svc`")[1]
     for name in ("per_class_delta.png", "band_accuracy.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
