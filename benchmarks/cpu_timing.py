@@ -49,9 +49,14 @@ print(json.dumps({"rows": len(X), "epochs": clf.n_iter_, "inner_s": time.perf_co
 """
 
 _PREDICT = _PRELUDE + """
-import sktail
+import os
 texts = load_tsv(data + "/dev.tsv")[0][:n_predict]
-clf = sktail.load(work + "/model.sktail")
+if os.path.exists(work + "/model.joblib"):
+    import joblib
+    clf = joblib.load(work + "/model.joblib")
+else:
+    import sktail
+    clf = sktail.load(work + "/model.sktail")
 loaded = time.perf_counter()
 labels = clf.predict(texts)
 print(json.dumps({"texts": len(labels), "load_s": loaded - start, "predict_s": time.perf_counter() - loaded}))
@@ -67,15 +72,6 @@ model = make_pipeline(TfidfVectorizer(analyzer="char", ngram_range=(1, 3), subli
                       LinearSVC(class_weight="balanced")).fit(X, y)
 joblib.dump(model, work + "/model.joblib")
 print(json.dumps({"rows": len(X), "inner_s": time.perf_counter() - start}))
-"""
-
-_SVC_PREDICT = _PRELUDE + """
-import joblib
-texts = load_tsv(data + "/dev.tsv")[0][:n_predict]
-model = joblib.load(work + "/model.joblib")
-loaded = time.perf_counter()
-labels = model.predict(texts)
-print(json.dumps({"texts": len(labels), "load_s": loaded - start, "predict_s": time.perf_counter() - loaded}))
 """
 
 #: Encoder name -> (AutoTailClassifier parameters or None for tfidf-svc, steps).
@@ -132,10 +128,12 @@ def main(argv=None):
             common = [args.data, work, str(args.predict_texts)]
             runs = {}
             for step in steps:
-                if params is None:
-                    code, extra = (_SVC_FIT if step == "fit" else _SVC_PREDICT), []
+                if step == "predict":
+                    code, extra = _PREDICT, []
+                elif params is None:
+                    code, extra = _SVC_FIT, []
                 else:
-                    code, extra = (_PREDICT if step == "predict" else _FIT), [json.dumps(params)]
+                    code, extra = _FIT, [json.dumps(params)]
                 runs[step] = run_step(code, common + extra)
                 print(json.dumps({"encoder": name, "step": step, **runs[step]}), flush=True)
         results["runs"][name] = runs
