@@ -25,6 +25,7 @@ from .devices import InferencePrecision, autocast
 
 __all__ = [
     "batched_inference",
+    "calibration_texts",
     "encode_features",
     "extract_features",
     "length_sorted_batches",
@@ -140,10 +141,33 @@ def _as_precision(precision, autocast_dtype) -> InferencePrecision:
     return InferencePrecision({torch.bfloat16: "bf16", torch.float16: "fp16"}.get(autocast_dtype, "fp32"))
 
 
-def _forward(module, precision: InferencePrecision, device):
+def calibration_texts() -> list:
+    """The texts whose activations calibrate the int8 recipe (``sktail._onnx.smoothed_copy``).
+
+    256 generated Chinese titles (:func:`sktail.datasets.make_long_tail_text`,
+    four classes of 64, ``random_state=0``): fixed, so that an encoder's int8
+    graph depends on its weights only, and fit and predict share it.
+
+    Returns
+    -------
+    list of str
+        The same 256 texts at every call.
+    """
+    from .datasets import make_long_tail_text
+
+    return list(make_long_tail_text((64, 64, 64, 64), random_state=0)[0])
+
+
+def _calibration(encoder, max_length: int = 128, batch_size: int = 64) -> list:
+    ids = encoder.tokenize(calibration_texts(), max_length)
+    return [encoder.collate(ids[i : i + batch_size]) for i in range(0, len(ids), batch_size)]
+
+
+def _forward(module, precision: InferencePrecision, device, encoder=None):
     """The function mapping a collated batch to ``module(batch)`` on this path.
 
-    Built outside inference mode: the ONNX paths export the encoder on first use.
+    Built outside inference mode: the ONNX paths export the encoder on first use
+    (``encoder`` tokenizes the int8 recipe's calibration texts).
     """
     if precision.runtime == "torch":
         def forward(batch):
@@ -159,10 +183,11 @@ def _forward(module, precision: InferencePrecision, device):
     if not supports(module):
         raise ValueError(f"precision {precision.name!r} needs a Hugging Face encoder network of a type "
                          f"in {sorted(MODEL_TYPES)}; got {type(module).__name__}.")
+    calibration = _calibration(encoder) if precision.name == "onnx-int8" else None
     if isinstance(module, TextClassifierNetwork):
-        features = encoder_forward(module.encoder, precision.name)
+        features = encoder_forward(module.encoder, precision.name, calibration=calibration)
         return lambda batch: module.head(module.dropout(features(batch)))
-    return encoder_forward(module, precision.name)
+    return encoder_forward(module, precision.name, calibration=calibration)
 
 
 def batched_inference(module, encoder, ids, *, width: int, batch_size: int, device,
@@ -204,7 +229,7 @@ def batched_inference(module, encoder, ids, *, width: int, batch_size: int, devi
     module.eval()
     bar = None
     try:
-        forward = _forward(module, precision, device)
+        forward = _forward(module, precision, device, encoder)
         bar = text_progress(len(ids), enabled=progress, desc="predict")
         with torch.inference_mode():
             for rows in length_sorted_batches([len(a) for a in ids], batch_size):

@@ -103,9 +103,9 @@ def test_session_threads_follow_torch(tiny_bert_dir, monkeypatch):
     built = []
     original = _onnx._build
 
-    def spy(network, name, threads):
+    def spy(network, name, threads, calibration):
         built.append(threads)
-        return original(network, name, threads)
+        return original(network, name, threads, calibration)
 
     monkeypatch.setattr(_onnx, "_build", spy)
     previous = torch.get_num_threads()
@@ -120,7 +120,7 @@ def test_session_threads_follow_torch(tiny_bert_dir, monkeypatch):
     assert built == [1, 2]
 
 
-def test_int8_recipe_quantises_the_attention_projections_only(tiny_encoder, tmp_path):
+def test_int8_recipe_quantises_every_linear_layer(tiny_encoder, tmp_path):
     import onnx
 
     _, network = tiny_encoder
@@ -129,8 +129,32 @@ def test_int8_recipe_quantises_the_attention_projections_only(tiny_encoder, tmp_
     model = onnx.load(path)
     names = _onnx.quantized_nodes(model)
     layers = len(network.model.encoder.layer)
-    assert len(names) == 4 * layers  # query, key, value, attention output
-    assert all("/attention/" in n for n in names)
+    assert len(names) == 6 * layers  # query, key, value, attention output, the two feed-forward layers
+    matmuls = [n for n in model.graph.node if n.op_type == "MatMul"]
+    assert len(matmuls) - len(names) == 2 * layers  # the attention products stay in fp32
+
+
+def test_smoothing_keeps_the_function_and_the_original(tiny_encoder):
+    encoder, network = tiny_encoder
+    before = {k: v.clone() for k, v in network.state_dict().items()}
+    calibration = inference._calibration(encoder)
+    smoothed = _onnx.smoothed_copy(network, calibration)
+    assert all(isinstance(getattr(owner, name), _onnx._Smoothed)
+               for owner, name in _onnx._feed_forward_layers(smoothed))
+    assert not any(isinstance(getattr(owner, name), _onnx._Smoothed)
+                   for owner, name in _onnx._feed_forward_layers(network))
+    for key, value in network.state_dict().items():
+        torch.testing.assert_close(value, before[key], rtol=0, atol=0)
+    assert smoothed.input_embeddings() is network.input_embeddings()  # shared, not copied
+    batch = encoder.collate(encoder.tokenize(TEXTS, 32))
+    embeds = torch.nn.functional.embedding(batch["input_ids"], network.input_embeddings())
+    with torch.no_grad():
+        torch.testing.assert_close(smoothed.forward_embeddings(embeds, batch["attention_mask"]),
+                                   network.forward_embeddings(embeds, batch["attention_mask"]),
+                                   rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="calibration"):
+        _onnx.session(network, "onnx-int8", 1)
+    assert inference.calibration_texts() == inference.calibration_texts()  # fixed, not sampled
 
 
 def test_onnx_paths_refuse_networks_they_cannot_run():
@@ -156,10 +180,10 @@ def _spy_paths(monkeypatch):
     seen = []
     original = inference._forward
 
-    def spy(module, precision, device):
+    def spy(module, precision, device, encoder=None):
         if _onnx.supports(module):  # the encoder, not the head trained on cached features
             seen.append(precision.name)
-        return original(module, precision, device)
+        return original(module, precision, device, encoder)
 
     monkeypatch.setattr(inference, "_forward", spy)
     return seen
@@ -243,7 +267,8 @@ def test_onnx_graph_is_stored_once_and_reloaded(tiny_bert_dir, tmp_path, monkeyp
     network = encoder.build_network().eval()
     first = _features(encoder, network, TEXTS, "onnx-int8")
     stored = sorted(p.name for p in (tmp_path / "onnx").iterdir())
-    key = _onnx.graph_key(network, "onnx-int8")
+    calibration = inference._calibration(encoder)
+    key = _onnx.graph_key(network, "onnx-int8", calibration)
     assert stored == [f"{key}.json", f"{key}.onnx"]
 
     def no_export(*args, **kwargs):
@@ -251,9 +276,10 @@ def test_onnx_graph_is_stored_once_and_reloaded(tiny_bert_dir, tmp_path, monkeyp
 
     monkeypatch.setattr(_onnx, "_export", no_export)
     again = encoder.build_network().eval()  # same weights, another process's network
-    assert _onnx.graph_key(again, "onnx-int8") == key
+    assert _onnx.graph_key(again, "onnx-int8", calibration) == key
     np.testing.assert_array_equal(_features(encoder, again, TEXTS, "onnx-int8"), first)
     assert _onnx.graph_key(again, "onnx-fp32") != key  # the recipe is part of the key
+    assert _onnx.graph_key(again, "onnx-int8", calibration[:1]) != key  # and the calibration
 
 
 def test_an_altered_stored_graph_is_exported_again(tiny_bert_dir, tmp_path, monkeypatch, caplog):
