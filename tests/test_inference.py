@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from sktail import AutoTailClassifier, _onnx, devices, inference
+from sktail import AutoTailClassifier, _onnx, _onnx_int8, devices, inference
 from sktail.devices import InferencePrecision
 from sktail.encoders._base import TextClassifierNetwork
 from sktail.encoders._hf import HFEncoder
@@ -127,7 +127,7 @@ def test_int8_recipe_quantises_every_linear_layer(tiny_encoder, tmp_path):
     path = str(tmp_path / "encoder.onnx")
     _onnx._export(network, path)
     model = onnx.load(path)
-    names = _onnx.quantized_nodes(model)
+    names = _onnx_int8.quantized_nodes(model)
     layers = len(network.model.encoder.layer)
     assert len(names) == 6 * layers  # query, key, value, attention output, the two feed-forward layers
     matmuls = [n for n in model.graph.node if n.op_type == "MatMul"]
@@ -138,11 +138,11 @@ def test_smoothing_keeps_the_function_and_the_original(tiny_encoder):
     encoder, network = tiny_encoder
     before = {k: v.clone() for k, v in network.state_dict().items()}
     calibration = inference._calibration(encoder)
-    smoothed = _onnx.smoothed_copy(network, calibration)
-    assert all(isinstance(getattr(owner, name), _onnx._Smoothed)
-               for owner, name in _onnx._feed_forward_layers(smoothed))
-    assert not any(isinstance(getattr(owner, name), _onnx._Smoothed)
-                   for owner, name in _onnx._feed_forward_layers(network))
+    smoothed = _onnx_int8.smoothed_copy(network, calibration)
+    assert all(isinstance(getattr(owner, name), _onnx_int8._Smoothed)
+               for owner, name in _onnx_int8._feed_forward_layers(smoothed))
+    assert not any(isinstance(getattr(owner, name), _onnx_int8._Smoothed)
+                   for owner, name in _onnx_int8._feed_forward_layers(network))
     for key, value in network.state_dict().items():
         torch.testing.assert_close(value, before[key], rtol=0, atol=0)
     assert smoothed.input_embeddings() is network.input_embeddings()  # shared, not copied
