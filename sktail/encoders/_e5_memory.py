@@ -97,9 +97,12 @@ def _build_model(sha256: str | None = None) -> nn.Module:
         words = Q4Embedding.from_blocks(blocks, dims["hidden"])
     else:
         words = _FloatTable(torch.from_numpy(_e5._tensor(source, "emb.word", (dims["vocab"], dims["hidden"]))))
-    # Built on the CPU and overwritten: on the meta device the initialisers would first import
-    # torch's Python decompositions, seconds per process.
-    model = E5Network(dims, source.layer_norm_eps, words)
+    # Built on the CPU and overwritten (on the meta device the initialisers would first import
+    # torch's Python decompositions, seconds per process), without drawing from the caller's
+    # random stream: e5 is built inside the first fit of a process, whose dropout must not
+    # depend on whether e5 was built already.
+    with torch.random.fork_rng(devices=[]):
+        model = E5Network(dims, source.layer_norm_eps, words)
     weights = {k: torch.from_numpy(v) for k, v in _e5._state_dict(source, word_embeddings=False).items()
                if not k.startswith("pooler.")}
     model.load_state_dict(weights, strict=True, assign=True)

