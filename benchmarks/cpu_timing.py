@@ -45,7 +45,9 @@ X, y = load_tsv(data + "/train.tsv")
 params = json.loads(sys.argv[4])
 clf = AutoTailClassifier(**params, feature_cache=work + "/features", random_state=13).fit(X, y)
 clf.save(work + "/model.sktail")
-print(json.dumps({"rows": len(X), "epochs": clf.n_iter_, "inner_s": time.perf_counter() - start}))
+import os
+print(json.dumps({"rows": len(X), "epochs": clf.n_iter_, "inner_s": time.perf_counter() - start,
+                  "model_mib": os.path.getsize(work + "/model.sktail") / 2**20}))
 """
 
 _PREDICT = _PRELUDE + """
@@ -71,7 +73,9 @@ X, y = load_tsv(data + "/train.tsv")
 model = make_pipeline(TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True),
                       LinearSVC(class_weight="balanced")).fit(X, y)
 joblib.dump(model, work + "/model.joblib")
-print(json.dumps({"rows": len(X), "inner_s": time.perf_counter() - start}))
+import os
+print(json.dumps({"rows": len(X), "inner_s": time.perf_counter() - start,
+                  "model_mib": os.path.getsize(work + "/model.joblib") / 2**20}))
 """
 
 #: Encoder name -> (AutoTailClassifier parameters or None for tfidf-svc, steps).
