@@ -11,11 +11,11 @@ In one process, on the same texts and weights (``docs/speed.md``):
 * ``frozen``: dev accuracy and balanced accuracy of
   ``AutoTailClassifier(encoder="e5-small", train_encoder="none")`` fitted on
   ``--n-train`` title training rows with ``precision="fp32"`` and
-  ``precision="auto"``, same seeds. The JSON records which path each fit's
+  ``precision="int8"``, same seeds. The JSON records which path each fit's
   features took (the feature-cache namespaces).
 * ``predict``: ``predict_proba`` texts/s of one fine-tuned e5-small model
   (``--finetune-rows`` rows, one epoch: only throughput matters) over
-  ``--predict-texts`` titles, fp32 against ``"auto"``, and ``predict_dask``
+  ``--predict-texts`` titles, fp32 against ``"int8"``, and ``predict_dask``
   on a ``LocalCluster`` of ``--dask-workers`` one-thread workers.
 
 Usage::
@@ -114,7 +114,7 @@ def frozen(args, results):
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="sktail-cpu-features-") as cache:
-        for precision in ("fp32", "auto"):
+        for precision in ("fp32", "int8"):
             for seed in args.seeds:
                 before = set(_namespaces(cache))
                 clf = AutoTailClassifier(encoder="e5-small", train_encoder="none", precision=precision,
@@ -138,7 +138,7 @@ def frozen(args, results):
         names = {name: open_feature_cache(cache, network, precision=InferencePrecision(name)).namespace
                  for name in PATHS}
     summary = {}
-    for precision in ("fp32", "auto"):
+    for precision in ("fp32", "int8"):
         mine = [r for r in rows if r["precision"] == precision]
         summary[precision] = {key: float(np.mean([r[key] for r in mine])) for key in ("accuracy", "balanced_accuracy")}
     _emit(results, "frozen", {"rows": rows, "namespaces_by_path": names, "mean": summary})
@@ -153,17 +153,17 @@ def predict(args, results):
     clf.fit(train_texts[: args.finetune_rows], train_labels[: args.finetune_rows])
     out = {"finetune_s": time.perf_counter() - start, "n_texts": len(texts), "threads": torch.get_num_threads()}
     probabilities = {}
-    for precision in ("fp32", "auto", "auto"):  # the first "auto" call includes the one-off build
+    for precision in ("fp32", "int8", "int8"):  # the first "int8" call includes the one-off build
         clf.set_params(precision=precision)
         start = time.perf_counter()
         probabilities[precision] = clf.predict_proba(texts)
         seconds = time.perf_counter() - start
-        key = precision if precision not in out else "auto (built)"
+        key = precision if precision not in out else "int8 (built)"
         out[key] = {"texts_per_s": len(texts) / seconds,
                     "texts_per_s_per_core": len(texts) / seconds / torch.get_num_threads(),
                     "path": resolve_inference_precision(precision, CPU, clf.network_).name}
-    out["max_abs_proba_diff"] = float(np.abs(probabilities["auto"] - probabilities["fp32"]).max())
-    out["label_agreement"] = float(np.mean(probabilities["auto"].argmax(1) == probabilities["fp32"].argmax(1)))
+    out["max_abs_proba_diff"] = float(np.abs(probabilities["int8"] - probabilities["fp32"]).max())
+    out["label_agreement"] = float(np.mean(probabilities["int8"].argmax(1) == probabilities["fp32"].argmax(1)))
     if args.dask_workers:
         out["dask"] = _dask(clf, texts, args)
     _emit(results, "predict", out)
@@ -181,7 +181,7 @@ def _dask(clf, texts, args):
             Client(cluster) as client:
         out["worker_torch_threads"] = list(client.run(torch.get_num_threads).values())
         series = dd.from_pandas(pd.Series(texts, name="title"), npartitions=4 * args.dask_workers)
-        for precision in ("fp32", "auto"):
+        for precision in ("fp32", "int8"):
             clf.set_params(precision=precision)
             predict_dask(clf, series.head(64 * args.dask_workers, npartitions=-1, compute=False)).compute()  # warm
             start = time.perf_counter()

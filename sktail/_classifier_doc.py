@@ -105,14 +105,16 @@ feature_cache : str, os.PathLike, joblib.Memory or None, default=None
     the encoder's weights, the precision and each text's token ids, so
     repeated fits (seeds, cross-validation, grid search) encode each text
     once in total. Safe for concurrent fits. Ignored otherwise.
-precision : {"auto", "fp32", "bf16", "fp16"}, default="auto"
+precision : {"auto", "fp32", "bf16", "fp16", "int8"}, default="auto"
     Mixed precision: "auto" trains in bf16 on CUDA devices that support it,
-    fp16 with gradient scaling on other CUDA devices, fp32 elsewhere. At
-    inference on a CPU, "auto" uses bf16 where the CPU has native bf16; the
-    features of ``train_encoder="none"`` (at fit and at predict alike) also
-    use ONNX Runtime with int8 attention projections on AVX2 CPUs when the
-    ``fast`` extra is installed (``docs/speed.md``); fine-tuned networks
-    otherwise predict in fp32. "fp32" always uses torch fp32.
+    fp16 with gradient scaling on other CUDA devices, fp32 elsewhere; at
+    inference on a CPU it uses bf16 where the CPU has native bf16, else fp32.
+    "int8" trains in fp32 and runs a Hugging Face encoder (the features of
+    ``train_encoder="none"`` at fit and at predict alike, or a fine-tuned
+    network at predict) in ONNX Runtime with smoothed int8 linear layers
+    (``pip install "sktail[fast]"``): faster on a CPU, but not exact; it
+    moved the dev accuracy of frozen e5-small models (``docs/speed.md``).
+    "fp32" always uses torch fp32.
 grad_accumulation_steps : int, default=1
     Batches whose gradients are summed before each optimizer step.
 device : str, default="auto"

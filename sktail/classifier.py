@@ -61,7 +61,7 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         "encoder_options": [dict, None],
         "train_encoder": [StrOptions({"all", "none"}), _POSITIVE_INT],
         "feature_cache": [str, os.PathLike, HasMethods(["cache"]), None],
-        "precision": [StrOptions({"auto", "fp32", "bf16", "fp16"})],
+        "precision": [StrOptions({"auto", "fp32", "bf16", "fp16", "int8"})],
         "grad_accumulation_steps": [_POSITIVE_INT],
         "device": [str],
         "distributed": ["boolean", _AUTO],
@@ -226,11 +226,7 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         device = resolve_device(self.device)
         network = self.network_.to(device)
         # The same path as the features of a frozen-encoder fit (CachedFeatures.features).
-        # Fine-tuned networks keep the numerics they were trained in on CPUs without native
-        # bf16 (int8 activations are quantised per batch, so a text's output would depend on
-        # the other texts of its batch); frozen-feature models take the path of their features.
-        frozen = isinstance(self.train_encoder, str) and self.train_encoder == "none"
-        precision = resolve_inference_precision(self.precision, device, network if frozen else None)
+        precision = resolve_inference_precision(self.precision, device, network)
         logits = np.empty((len(texts), len(self.classes_)), dtype=np.float32)
         try:
             # Tokenize and score a chunk at a time, so memory beyond the output

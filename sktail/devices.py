@@ -71,9 +71,10 @@ def resolve_precision(precision: str, device: torch.device):
 
     Parameters
     ----------
-    precision : {"auto", "fp32", "bf16", "fp16"}
+    precision : {"auto", "fp32", "bf16", "fp16", "int8"}
         ``"auto"``: bf16 on CUDA devices that support it, fp16 with a gradient
-        scaler on other CUDA devices, fp32 elsewhere.
+        scaler on other CUDA devices, fp32 elsewhere. ``"int8"`` is an
+        inference path only: training runs in fp32.
     device : torch.device
         The training device.
 
@@ -88,13 +89,13 @@ def resolve_precision(precision: str, device: torch.device):
         if device.type != "cuda":
             return None, False
         precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    if precision == "fp32":
+    if precision in ("fp32", "int8"):
         return None, False
     if precision == "bf16":
         return torch.bfloat16, False
     if precision == "fp16":
         return torch.float16, device.type == "cuda"
-    raise ValueError(f"precision must be 'auto', 'fp32', 'bf16' or 'fp16', got {precision!r}.")
+    raise ValueError(f"precision must be 'auto', 'fp32', 'bf16', 'fp16' or 'int8', got {precision!r}.")
 
 
 def autocast(device: torch.device, dtype):
@@ -235,40 +236,52 @@ def resolve_inference_precision(precision, device: torch.device, network=None) -
 
     Parameters
     ----------
-    precision : {"auto", "fp32", "bf16", "fp16"} or InferencePrecision
+    precision : {"auto", "fp32", "bf16", "fp16", "int8"} or InferencePrecision
         The estimator's ``precision``. ``"auto"``: on CUDA as in training (bf16
         where supported, else fp16); on a CPU, bf16 when the CPU has native
-        bf16 instructions, else ``"onnx-int8"`` when ``network`` can be
-        exported (a Hugging Face encoder of a checked architecture),
-        ONNX Runtime is installed and the CPU has AVX2, else fp32. Other
-        devices: fp32. An explicit value is used as given.
+        bf16 instructions, else fp32; other devices: fp32. ``"int8"``: ONNX
+        Runtime with the smoothed int8 recipe (``"onnx-int8"``), on the CPU, for
+        a Hugging Face encoder of a checked architecture; it is faster but not
+        exact (``docs/speed.md``), so it is never chosen for you. Other values
+        are used as given.
     device : torch.device
         Where the network runs.
     network : torch.nn.Module, default=None
         The encoder network (or the classifier network holding it as
-        ``.encoder``); without it ``"auto"`` never picks an ONNX path.
+        ``.encoder``); ``"int8"`` checks that it can be exported.
 
     Returns
     -------
     InferencePrecision
         The chosen path (``precision`` itself when it is one already).
+
+    Raises
+    ------
+    ValueError
+        For ``"int8"`` off the CPU or with a network ONNX Runtime cannot run.
+    ImportError
+        For ``"int8"`` without ONNX Runtime installed.
     """
     if isinstance(precision, InferencePrecision):
         return precision
     if precision == "auto":
         if device.type == "cuda":
             return InferencePrecision("bf16" if torch.cuda.is_bf16_supported() else "fp16")
-        if device.type != "cpu":
-            return InferencePrecision("fp32")
-        features = cpu_features()
-        if features["native_bf16"]:
+        if device.type == "cpu" and cpu_features()["native_bf16"]:
             return InferencePrecision("bf16")
-        if features["int8"] and network is not None:
-            from ._onnx import available, supports
-
-            if available() and supports(network):
-                return InferencePrecision("onnx-int8")
         return InferencePrecision("fp32")
+    if precision == "int8":
+        from ._onnx import MODEL_TYPES, available, supports
+
+        if device.type != "cpu":
+            raise ValueError(f"precision='int8' runs on the CPU only, not on {device}.")
+        if not available():
+            raise ImportError('precision="int8" needs ONNX Runtime: pip install "sktail[fast]"')
+        if network is None or not supports(network):
+            raise ValueError(
+                f"precision='int8' needs a Hugging Face encoder network of a type in {sorted(MODEL_TYPES)} "
+                f"(e5-small, macbert-base, ...); got {type(network).__name__}.")
+        return InferencePrecision("onnx-int8")
     if precision in ("fp32", "bf16", "fp16"):
         return InferencePrecision(precision)
-    raise ValueError(f"precision must be 'auto', 'fp32', 'bf16' or 'fp16', got {precision!r}.")
+    raise ValueError(f"precision must be 'auto', 'fp32', 'bf16', 'fp16' or 'int8', got {precision!r}.")

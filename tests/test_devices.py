@@ -30,8 +30,9 @@ def test_training_precision_is_unchanged():
     assert resolve_precision("fp32", CPU) == (None, False)
     assert resolve_precision("bf16", CPU) == (torch.bfloat16, False)
     assert resolve_precision("fp16", CPU) == (torch.float16, False)
+    assert resolve_precision("int8", CPU) == (None, False)  # an inference path: training stays fp32
     with pytest.raises(ValueError, match="precision"):
-        resolve_precision("int8", CPU)
+        resolve_precision("fp8", CPU)
 
 
 @pytest.mark.parametrize("name", ["fp32", "bf16", "fp16"])
@@ -40,43 +41,39 @@ def test_explicit_inference_precision_is_used_as_given(name, monkeypatch, export
     assert resolve_inference_precision(name, CPU, exportable) == InferencePrecision(name)
 
 
-def test_auto_takes_int8_onnx_on_avx2_without_native_bf16(monkeypatch, exportable):
+def test_auto_is_exact_on_cpus_without_native_bf16(monkeypatch, exportable):
     _cpu(monkeypatch, capability="AVX2", flags={"avx2", "fma"})
-    chosen = resolve_inference_precision("auto", CPU, exportable)
+    assert resolve_inference_precision("auto", CPU, exportable).name == "fp32"
+
+
+def test_int8_is_onnx_runtime_when_asked_for(monkeypatch, exportable):
+    _cpu(monkeypatch, capability="AVX2", flags={"avx2", "fma"})
+    chosen = resolve_inference_precision("int8", CPU, exportable)
     assert chosen.name == "onnx-int8" and chosen.runtime == "onnxruntime" and chosen.autocast_dtype is None
+    assert resolve_precision("int8", CPU) == (None, False)  # training stays fp32
 
 
-@pytest.mark.parametrize("flag", ["avx512_bf16", "amx_bf16"])
-def test_auto_takes_bf16_on_cpus_with_native_bf16(flag, monkeypatch, exportable):
-    _cpu(monkeypatch, capability="AVX512", flags={flag})
-    chosen = resolve_inference_precision("auto", CPU, exportable)
-    assert chosen.name == "bf16" and chosen.autocast_dtype == torch.bfloat16
+def test_int8_names_what_it_lacks(monkeypatch):
+    from sktail import _onnx
+    from sktail.encoders._bag import BagEncoder
+
+    encoder = BagEncoder()
+    encoder.fit_tokenize(["深度学习", "水稻"], 16)
+    monkeypatch.setattr(_onnx, "available", lambda: True)
+    with pytest.raises(ValueError, match="needs a Hugging Face encoder network"):
+        resolve_inference_precision("int8", CPU, encoder.build_network())
+    with pytest.raises(ValueError, match="needs a Hugging Face encoder network"):
+        resolve_inference_precision("int8", CPU, None)
+    with pytest.raises(ValueError, match="CPU only"):
+        resolve_inference_precision("int8", torch.device("cuda"), object())
+    monkeypatch.setattr(_onnx, "available", lambda: False)
+    with pytest.raises(ImportError, match=r"sktail\[fast\]"):
+        resolve_inference_precision("int8", CPU, object())
 
 
 def test_auto_falls_back_to_fp32_without_avx2(monkeypatch, exportable):
     _cpu(monkeypatch, capability="DEFAULT")
     assert resolve_inference_precision("auto", CPU, exportable).name == "fp32"
-
-
-def test_auto_falls_back_to_fp32_without_onnxruntime(monkeypatch):
-    from sktail import _onnx
-
-    _cpu(monkeypatch, capability="AVX2")
-    monkeypatch.setattr(_onnx, "available", lambda: False)
-    monkeypatch.setattr(_onnx, "supports", lambda network: True)
-    assert resolve_inference_precision("auto", CPU, object()).name == "fp32"
-
-
-def test_auto_falls_back_to_fp32_for_networks_that_cannot_be_exported(monkeypatch):
-    from sktail import _onnx
-    from sktail.encoders._bag import BagEncoder
-
-    _cpu(monkeypatch, capability="AVX2")
-    monkeypatch.setattr(_onnx, "available", lambda: True)
-    encoder = BagEncoder()
-    encoder.fit_tokenize(["深度学习", "水稻"], 16)
-    assert resolve_inference_precision("auto", CPU, encoder.build_network()).name == "fp32"
-    assert resolve_inference_precision("auto", CPU, None).name == "fp32"
 
 
 def test_auto_on_other_devices_is_fp32(monkeypatch, exportable):

@@ -29,7 +29,7 @@ def tiny_encoder(tiny_bert_dir):
 
 @pytest.fixture
 def int8_on_this_cpu(monkeypatch):
-    """``precision="auto"`` resolves to ONNX Runtime int8, whatever this CPU is."""
+    """An AVX2 CPU without native bf16, whatever this CPU is."""
     monkeypatch.setattr(devices, "_cpu_capability", lambda: "AVX2")
     monkeypatch.setattr(devices, "_cpu_flags", lambda: frozenset({"avx2"}))
 
@@ -194,7 +194,7 @@ def test_frozen_fit_and_predict_take_the_same_path(tiny_bert_dir, long_tail_corp
     texts, labels = long_tail_corpus
     seen = _spy_paths(monkeypatch)
     clf = AutoTailClassifier(encoder=str(tiny_bert_dir), train_encoder="none", feature_cache=tmp_path,
-                             random_state=0, **FAST_BERT).fit(texts, labels)
+                             precision="int8", random_state=0, **FAST_BERT).fit(texts, labels)
     assert seen == ["onnx-int8"]  # the features the head trains on
     proba = clf.predict_proba(texts)
     assert seen == ["onnx-int8", "onnx-int8"]
@@ -205,9 +205,9 @@ def test_frozen_fit_and_predict_take_the_same_path(tiny_bert_dir, long_tail_corp
     assert namespaces == [expected]
 
 
-def test_fine_tuned_networks_predict_in_fp32_under_auto(tiny_bert_dir, long_tail_corpus, int8_on_this_cpu,
-                                                         monkeypatch):
-    # int8 activations are quantised per batch: a fine-tuned model keeps its training numerics.
+def test_auto_predicts_in_fp32_without_native_bf16(tiny_bert_dir, long_tail_corpus, int8_on_this_cpu,
+                                                   monkeypatch):
+    # int8 is faster but not exact, so "auto" never picks it.
     texts, labels = long_tail_corpus
     clf = AutoTailClassifier(encoder=str(tiny_bert_dir), random_state=0, **FAST_BERT).fit(texts[:20], labels[:20])
     seen = _spy_paths(monkeypatch)
@@ -222,24 +222,25 @@ def test_explicit_fp32_predicts_with_torch(tiny_bert_dir, long_tail_corpus, int8
     clf.fit(texts[:20], labels[:20])
     seen = _spy_paths(monkeypatch)
     fp32 = clf.predict_proba(texts)
-    clf.set_params(precision="auto")
+    clf.set_params(precision="int8")
     fast = clf.predict_proba(texts)
     assert seen == ["fp32", "onnx-int8"]
     # (A random tiny BERT says nothing about int8 fidelity: benchmarks/cpu_inference.py measures it on e5.)
     assert fast.shape == fp32.shape and np.isfinite(fast).all()
 
 
-def test_auto_without_onnxruntime_falls_back_to_torch(tiny_bert_dir, long_tail_corpus, int8_on_this_cpu,
-                                                      monkeypatch):
+def test_int8_without_onnxruntime_is_refused_before_training(tiny_bert_dir, long_tail_corpus, int8_on_this_cpu,
+                                                              monkeypatch):
     texts, labels = long_tail_corpus
     monkeypatch.setattr(_onnx, "available", lambda: False)
-    seen = _spy_paths(monkeypatch)
-    clf = AutoTailClassifier(encoder=str(tiny_bert_dir), train_encoder="none", random_state=0, **FAST_BERT)
-    clf.fit(texts, labels).predict(texts)
-    assert seen == ["fp32", "fp32"]
+    clf = AutoTailClassifier(encoder=str(tiny_bert_dir), train_encoder="none", precision="int8", random_state=0,
+                             **FAST_BERT)
+    with pytest.raises(ImportError, match=r"sktail\[fast\]"):
+        clf.fit(texts, labels)
+    assert not hasattr(clf, "network_")
 
 
-def test_auto_without_avx2_falls_back_to_torch(tiny_bert_dir, long_tail_corpus, monkeypatch):
+def test_auto_is_torch_fp32_on_a_cpu(tiny_bert_dir, long_tail_corpus, monkeypatch):
     texts, labels = long_tail_corpus
     monkeypatch.setattr(devices, "_cpu_capability", lambda: "DEFAULT")
     monkeypatch.setattr(devices, "_cpu_flags", lambda: frozenset())
