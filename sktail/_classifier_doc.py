@@ -25,8 +25,8 @@ encoder : str, default="tfidf-e5"
     ``"macbert-base"`` and ``"roberta-wwm-ext"`` are the paper's encoders.
     Any other string is a Hugging Face model id or a local directory.
 max_length : int or "auto", default="auto"
-    Maximum tokens per text ("auto": 128 for transformers and for e5's
-    channel of ``"tfidf-e5"``, whose TF-IDF reads the whole text; 2048 for
+    Maximum tokens per text ("auto": 128 for transformers, 128 for
+    ``"tfidf-e5"`` (its e5 channel; TF-IDF reads the whole text), 2048 for
     ``"jieba-bag"``).
 epochs : int or "auto", default="auto"
     Training epochs ("auto": 2 for transformers; 15 for ``"tfidf-e5"`` and
@@ -37,7 +37,7 @@ batch_size : int or "auto", default="auto"
     128 for ``"jieba-bag"``).
 learning_rate : float or "auto", default="auto"
     Peak AdamW learning rate ("auto": 2e-5 for transformers, 1e-2 for
-    ``"tfidf-e5"`` and ``"jieba-bag"``).
+    ``"tfidf-e5"``, 1e-2 for ``"jieba-bag"``).
 weight_decay : float or "auto", default="auto"
     AdamW decoupled weight decay of matrix parameters ("auto": 0.01,
     the paper's value, for every encoder but ``"tfidf-e5"``, whose

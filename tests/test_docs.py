@@ -85,26 +85,30 @@ def _number(value):
 @pytest.mark.parametrize("name", ["max_length", "batch_size", "learning_rate"])
 def test_documented_auto_values_are_the_encoders_defaults(name):
     from sktail import AutoTailClassifier
-    from sktail.encoders import BagEncoder, HFEncoder
+    from sktail.encoders import BagEncoder, HFEncoder, HybridEncoder
 
     page = (DOCS / "parameters.md").read_text(encoding="utf-8")
     row = re.search(rf"^\| `{name}` \|.*$", page, flags=re.MULTILINE).group(0)
     assert f"{_number(HFEncoder.defaults[name])} for transformers" in row
     assert f"{_number(BagEncoder.defaults[name])} for `jieba-bag`" in row
+    assert f"{_number(HybridEncoder.defaults[name])} for `tfidf-e5`" in row
     docstring = " ".join(AutoTailClassifier.__doc__.split())
     entry = docstring[docstring.index(f"{name} : ") :][:200]
     assert f"{_number(HFEncoder.defaults[name])} for transformers" in entry
-    assert f"{_number(BagEncoder.defaults[name])} for the built-in encoder" in entry
+    assert f'{_number(BagEncoder.defaults[name])} for ``"jieba-bag"``' in entry
+    assert f'{_number(HybridEncoder.defaults[name])} for ``"tfidf-e5"``' in entry
 
 
 def test_documented_epochs_are_the_encoders_defaults():
-    from sktail.encoders import BagEncoder, HFEncoder
+    from sktail.encoders import BagEncoder, HFEncoder, HybridEncoder
 
     page = (DOCS / "parameters.md").read_text(encoding="utf-8")
     row = re.search(r"^\| `epochs` \|.*$", page, flags=re.MULTILINE).group(0)
     assert f"{HFEncoder.defaults['epochs']} for transformers" in row
     assert f"{BagEncoder.defaults['epochs']} for `jieba-bag`" in row
-    assert f"at least {BagEncoder.min_training_steps} optimizer steps" in row
+    assert f"{HybridEncoder.defaults['epochs']} for `tfidf-e5`" in row
+    assert (f"at least {HybridEncoder.min_training_steps} (`tfidf-e5`) or {BagEncoder.min_training_steps} "
+            "(`jieba-bag`) optimizer steps") in row
 
 
 def test_documented_encoder_options_are_the_constructor_defaults():
