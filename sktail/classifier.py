@@ -16,7 +16,7 @@ from ._classifier_doc import documented
 from ._fit_plan import plan_fit, release_device_memory, train, validation_key
 from ._validation import check_texts
 from .devices import resolve_device, resolve_inference_precision
-from .inference import predict_logits
+from .inference import inference_batch_size, predict_logits
 
 __all__ = ["AutoTailClassifier", "load"]
 
@@ -235,7 +235,7 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
                 chunk = texts[start : start + PREDICT_CHUNK_SIZE]
                 logits[start : start + len(chunk)] = predict_logits(
                     network, self.encoder_, self.encoder_.tokenize(chunk, self.max_length_),
-                    batch_size=max(64, 2 * self.batch_size_), device=device, precision=precision,
+                    batch_size=inference_batch_size(self.batch_size_), device=device, precision=precision,
                     progress=self.verbose >= 1,
                 )
             return logits

@@ -28,6 +28,7 @@ __all__ = [
     "calibration_texts",
     "encode_features",
     "extract_features",
+    "inference_batch_size",
     "length_sorted_batches",
     "open_feature_cache",
     "predict_logits",
@@ -139,6 +140,24 @@ def _as_precision(precision, autocast_dtype) -> InferencePrecision:
     if precision is not None:
         return precision
     return InferencePrecision({torch.bfloat16: "bf16", torch.float16: "fp16"}.get(autocast_dtype, "fp32"))
+
+
+def inference_batch_size(batch_size: int) -> int:
+    """Texts per forward pass at inference for a training batch size: twice it, within [64, 128].
+
+    Length-sorted batches of this size keep the padding small: with a few
+    batches of 512 the last one pads every text to the longest title.
+
+    Parameters
+    ----------
+    batch_size : int
+        The training batch size.
+
+    Returns
+    -------
+    int
+    """
+    return min(128, max(64, 2 * int(batch_size)))
 
 
 def calibration_texts() -> list:

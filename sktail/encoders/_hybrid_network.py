@@ -176,7 +176,7 @@ class HybridRegime(Regime):
         ndarray of float32, shape (n_texts, 384)
         """
         from ..devices import resolve_inference_precision
-        from ..inference import extract_features, open_feature_cache
+        from ..inference import extract_features, inference_batch_size, open_feature_cache
         from ..training.cached_features import _requested_precision
 
         config, module = trainer.config, self._network.encoder.features
@@ -186,7 +186,7 @@ class HybridRegime(Regime):
         start = time.perf_counter()
         features, self.n_encoded_ = extract_features(
             module, _E5Collator(trainer.encoder.e5_pad_id_), e5_ids,
-            batch_size=max(64, 2 * config.batch_size), device=config.device, precision=precision,
+            batch_size=inference_batch_size(config.batch_size), device=config.device, precision=precision,
             cache=open_feature_cache(self.cache, module, precision=precision),
             progress=config.verbose >= 1,
         )

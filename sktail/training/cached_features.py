@@ -25,7 +25,7 @@ from torch import nn
 from .._progress import write_line
 from ..devices import resolve_inference_precision
 from ..encoders._base import EncoderNetwork, TextClassifierNetwork
-from ..inference import extract_features, open_feature_cache
+from ..inference import extract_features, inference_batch_size, open_feature_cache
 from .base_regime import Regime, needs_pretrained
 
 __all__ = ["HEAD_DEFAULTS", "CachedFeatureNetwork", "CachedFeatures", "fold_standardization", "standardization"]
@@ -209,7 +209,7 @@ class CachedFeatures(Regime):
         precision = resolve_inference_precision(_requested_precision(config), config.device, encoder_network)
         try:
             features, self.n_encoded_ = extract_features(
-                encoder_network, trainer.encoder, ids, batch_size=max(64, 2 * config.batch_size),
+                encoder_network, trainer.encoder, ids, batch_size=inference_batch_size(config.batch_size),
                 device=config.device, precision=precision,
                 cache=open_feature_cache(self.cache, self._network.encoder, precision=precision),
                 progress=config.verbose >= 1 and trainer.parallel.is_main_process,

@@ -23,7 +23,7 @@ import torch
 
 from ..adversarial import FGM
 from ..devices import autocast
-from ..inference import predict_logits, to_device
+from ..inference import inference_batch_size, predict_logits, to_device
 from .callbacks import BestEpoch, Checkpoint, observed
 from .checkpoint import capture_state, restore_state
 from .evaluation import class_hits, validation_scores
@@ -468,7 +468,7 @@ class Trainer:
         if callable(stack) and stack() is not None and len(rows) > self.OUTPUT_CHECK_ROWS:
             rows = np.linspace(0, len(ids) - 1, self.OUTPUT_CHECK_ROWS).astype(np.int64)
         logits = predict_logits(
-            self.network, self.collator, [ids[i] for i in rows], batch_size=max(64, 2 * self.config.batch_size),
+            self.network, self.collator, [ids[i] for i in rows], batch_size=inference_batch_size(self.config.batch_size),
             device=self.device, autocast_dtype=self.config.autocast_dtype,
         )
         if not np.isfinite(logits).all():
