@@ -143,7 +143,7 @@ def _as_precision(precision, autocast_dtype) -> InferencePrecision:
 
 
 def inference_batch_size(batch_size: int) -> int:
-    """Texts per forward pass at inference for a training batch size: twice it, within [64, 128].
+    """Return the texts per forward pass at inference: twice the training batch, within [64, 128].
 
     Length-sorted batches of this size keep the padding small: with a few
     batches of 512 the last one pads every text to the longest title.
@@ -156,6 +156,7 @@ def inference_batch_size(batch_size: int) -> int:
     Returns
     -------
     int
+        ``min(128, max(64, 2 * batch_size))``.
     """
     return min(128, max(64, 2 * int(batch_size)))
 
