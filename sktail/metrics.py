@@ -17,8 +17,6 @@ each other (integers, strings, Chinese strings), as in scikit-learn.
 """
 
 import math
-from collections.abc import Mapping
-from typing import NamedTuple
 
 import numpy as np
 from sklearn.metrics import (
@@ -27,6 +25,9 @@ from sklearn.metrics import (
     f1_score,
     recall_score,
 )
+
+from ._label_checks import as_1d, check_counts, check_paired
+from ._mcnemar import McNemarResult, mcnemar_exact
 
 __all__ = [
     "McNemarResult",
@@ -38,60 +39,6 @@ __all__ = [
     "mcnemar_exact",
     "per_class_accuracy",
 ]
-
-
-# --------------------------------------------------------------------------
-# input validation
-# --------------------------------------------------------------------------
-
-
-def _as_1d(values, name):
-    """Return `values` as a non-empty 1-D array, or raise."""
-    if isinstance(values, str):
-        raise TypeError(f"{name} must be an array-like of labels, not a single string.")
-    array = np.asarray(values)
-    if array.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got an array of shape {array.shape}.")
-    if array.size == 0:
-        raise ValueError(f"{name} is empty.")
-    return array
-
-
-def _check_paired(**arrays):
-    """Validate several label arrays of equal length; return them as a tuple."""
-    checked = {name: _as_1d(values, name) for name, values in arrays.items()}
-    lengths = {name: len(array) for name, array in checked.items()}
-    if len(set(lengths.values())) != 1:
-        raise ValueError(f"Inputs must have the same length, got {lengths}.")
-    return tuple(checked.values())
-
-
-def _split_counts(class_counts):
-    """Return `(labels, counts)` from a mapping or a `(labels, counts)` pair."""
-    if isinstance(class_counts, Mapping):
-        return list(class_counts.keys()), list(class_counts.values())
-    if not isinstance(class_counts, (tuple, list)) or len(class_counts) != 2:
-        raise TypeError(
-            "class_counts must be a mapping label -> count or a pair (labels, counts), "
-            f"got {type(class_counts).__name__}."
-        )
-    return class_counts
-
-
-def _check_counts(class_counts):
-    """Validate `class_counts`; return labels (list) and counts (float array)."""
-    labels, counts = _split_counts(class_counts)
-    labels = _as_1d(labels, "class_counts labels").tolist()
-    counts = _as_1d(counts, "class_counts counts")
-    if len(labels) != len(counts):
-        raise ValueError(f"class_counts has {len(labels)} labels but {len(counts)} counts.")
-    if len(set(labels)) != len(labels):
-        raise ValueError("class_counts labels must be unique.")
-    if counts.dtype.kind not in "iuf":
-        raise TypeError(f"class_counts counts must be numbers, got dtype {counts.dtype}.")
-    if not np.all(np.isfinite(counts)) or np.any(counts < 0):
-        raise ValueError("class_counts counts must be finite and non-negative.")
-    return labels, counts.astype(float)
 
 
 # --------------------------------------------------------------------------
@@ -128,7 +75,7 @@ def macro_f1(y_true, y_pred):
     >>> macro_f1(["文学", "文学", "哲学"], ["文学", "哲学", "哲学"])
     0.6666666666666666
     """
-    y_true, y_pred = _check_paired(y_true=y_true, y_pred=y_pred)
+    y_true, y_pred = check_paired(y_true=y_true, y_pred=y_pred)
     return float(f1_score(y_true, y_pred, average="macro", zero_division=0.0))
 
 
@@ -161,7 +108,7 @@ def balanced_accuracy(y_true, y_pred):
     >>> balanced_accuracy(["文学", "文学", "哲学"], ["文学", "哲学", "哲学"])
     0.75
     """
-    y_true, y_pred = _check_paired(y_true=y_true, y_pred=y_pred)
+    y_true, y_pred = check_paired(y_true=y_true, y_pred=y_pred)
     return float(balanced_accuracy_score(y_true, y_pred))
 
 
@@ -195,8 +142,8 @@ def per_class_accuracy(y_true, y_pred, labels=None):
     >>> per_class_accuracy(["文学", "文学", "哲学"], ["文学", "哲学", "哲学"])
     {'哲学': 1.0, '文学': 0.5}
     """
-    y_true, y_pred = _check_paired(y_true=y_true, y_pred=y_pred)
-    labels = np.unique(y_true) if labels is None else _as_1d(labels, "labels")
+    y_true, y_pred = check_paired(y_true=y_true, y_pred=y_pred)
+    labels = np.unique(y_true) if labels is None else as_1d(labels, "labels")
     recalls = recall_score(y_true, y_pred, labels=labels, average=None, zero_division=np.nan)
     return dict(zip(labels.tolist(), recalls.tolist()))
 
@@ -255,7 +202,7 @@ def frequency_bands(class_counts, n_bands=3):
     >>> frequency_bands({"工学": 3536, "文学": 184, "哲学": 164, "法学": 443})
     {'哲学': 'tail', '文学': 'tail', '法学': 'mid', '工学': 'head'}
     """
-    labels, counts = _check_counts(class_counts)
+    labels, counts = check_counts(class_counts)
     if isinstance(n_bands, bool) or not isinstance(n_bands, (int, np.integer)):
         raise TypeError(f"n_bands must be an integer, got {type(n_bands).__name__}.")
     if not 2 <= n_bands <= len(labels):
@@ -310,7 +257,7 @@ def band_accuracy(y_true, y_pred, class_counts, n_bands=3):
     >>> band_accuracy(["哲学", "哲学", "工学"], ["哲学", "工学", "工学"], counts)
     {'tail': 0.5, 'mid': nan, 'head': 1.0}
     """
-    y_true, y_pred = _check_paired(y_true=y_true, y_pred=y_pred)
+    y_true, y_pred = check_paired(y_true=y_true, y_pred=y_pred)
     bands = frequency_bands(class_counts, n_bands)
     unknown = set(y_true.tolist()) - bands.keys()
     if unknown:
@@ -321,112 +268,6 @@ def band_accuracy(y_true, y_pred, class_counts, n_bands=3):
         name: float(correct[row_band == name].mean()) if np.any(row_band == name) else math.nan
         for name in _band_names(n_bands)
     }
-
-
-# --------------------------------------------------------------------------
-# exact McNemar test
-# --------------------------------------------------------------------------
-
-
-class McNemarResult(NamedTuple):
-    """Result of :func:`mcnemar_exact`.
-
-    Attributes
-    ----------
-    b : int
-        Rows that model A gets right and model B gets wrong.
-    c : int
-        Rows that model A gets wrong and model B gets right.
-    statistic : int
-        ``min(b, c)``.
-    pvalue : float
-        Exact two-sided p-value.
-
-    See Also
-    --------
-    mcnemar_exact : The test that returns it.
-
-    Examples
-    --------
-    >>> from sktail.metrics import McNemarResult
-    >>> McNemarResult(b=6, c=1, statistic=1, pvalue=0.125).pvalue
-    0.125
-    """
-
-    b: int
-    c: int
-    statistic: int
-    pvalue: float
-
-
-def _binom_half_cdf(k, n):
-    """``P(X <= k)`` for ``X ~ Binomial(n, 1/2)`` and ``k <= n / 2``.
-
-    The largest term ``C(n, k) / 2**n`` is computed in log space; the smaller
-    terms below it follow as products of the ratios
-    ``pmf(i - 1) / pmf(i) = i / (n - i + 1)``, which are at most 1 here, so
-    nothing overflows for any `n`.
-    """
-    log_top = math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1) - n * math.log(2)
-    i = np.arange(k, 0, -1, dtype=float)
-    relative_terms = np.cumprod(i / (n - i + 1))
-    return math.exp(log_top + math.log1p(relative_terms.sum()))
-
-
-def mcnemar_exact(y_true, pred_a, pred_b):
-    """Exact two-sided McNemar test on paired predictions of two models.
-
-    Only discordant rows matter: ``b`` rows where A is right and B wrong,
-    ``c`` rows where A is wrong and B right. Under the null hypothesis that
-    both models are equally accurate, ``b ~ Binomial(b + c, 1/2)``, and
-
-    ``pvalue = min(1, 2 * P(X <= min(b, c)))``,  ``X ~ Binomial(b + c, 1/2)``.
-
-    With no discordant row the p-value is 1. The binomial sum is computed in
-    log space with term ratios, without scipy, in time linear in
-    ``min(b, c)``; its relative error stays near 1e-9 even for two million
-    discordant rows.
-
-    Parameters
-    ----------
-    y_true : array-like of shape (n_samples,)
-        True labels.
-    pred_a : array-like of shape (n_samples,)
-        Predictions of model A (for example the baseline).
-    pred_b : array-like of shape (n_samples,)
-        Predictions of model B on the same rows, in the same order.
-
-    Returns
-    -------
-    McNemarResult
-        Named tuple ``(b, c, statistic, pvalue)``; swapping A and B swaps
-        ``b`` and ``c`` and leaves ``statistic`` and ``pvalue`` unchanged.
-
-    Notes
-    -----
-    To pool several seeds (docs/method.md section 8), concatenate the runs: repeat
-    `y_true` once per seed and concatenate each model's predictions in the
-    same seed order, so that row ``i`` of `pred_a` and `pred_b` comes from the
-    same seed and example.
-
-    Examples
-    --------
-    >>> from sktail.metrics import mcnemar_exact
-    >>> y = ["文学"] * 7 + ["哲学"]
-    >>> a = ["文学"] + ["哲学"] * 6 + ["哲学"]
-    >>> b = ["哲学"] + ["文学"] * 6 + ["哲学"]
-    >>> res = mcnemar_exact(y, a, b)
-    >>> res.b, res.c, res.statistic, round(res.pvalue, 6)
-    (1, 6, 1, 0.125)
-    """
-    y_true, pred_a, pred_b = _check_paired(y_true=y_true, pred_a=pred_a, pred_b=pred_b)
-    right_a = pred_a == y_true
-    right_b = pred_b == y_true
-    b = int(np.sum(right_a & ~right_b))
-    c = int(np.sum(~right_a & right_b))
-    k = min(b, c)
-    pvalue = min(1.0, 2.0 * _binom_half_cdf(k, b + c))
-    return McNemarResult(b=b, c=c, statistic=k, pvalue=pvalue)
 
 
 # --------------------------------------------------------------------------
@@ -468,7 +309,7 @@ def evaluation_report(y_true, y_pred, class_counts=None):
     >>> report["n_samples"], report["accuracy"], report["balanced_accuracy"]
     (3, 0.6666666666666666, 0.75)
     """
-    y_true, y_pred = _check_paired(y_true=y_true, y_pred=y_pred)
+    y_true, y_pred = check_paired(y_true=y_true, y_pred=y_pred)
     report = {
         "n_samples": len(y_true),
         "accuracy": float(accuracy_score(y_true, y_pred)),
