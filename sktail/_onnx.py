@@ -268,20 +268,25 @@ def session(network, name: str, threads: int, calibration=None):
         The recipe.
     threads : int
         Intra-op threads of the session.
-    calibration : list of dict, default=None
+    calibration : list of dict or callable, default=None
         Collated batches calibrating the smoothing of ``"onnx-int8"`` (required
-        there, see :func:`smoothed_copy`).
+        there, see :func:`smoothed_copy`), or a function returning them, called
+        only when the session has to be built.
 
     Returns
     -------
     onnxruntime.InferenceSession
     """
-    if name == "onnx-int8" and not calibration:
+    if name == "onnx-int8" and calibration is None:
         raise ValueError("the onnx-int8 recipe needs calibration batches")
     key = (name, threads, _weights_key(network))
     with _LOCK:
         cached = _SESSIONS.get(network, {})
         if key not in cached:
+            if callable(calibration):
+                calibration = calibration()
+            if name == "onnx-int8" and not calibration:
+                raise ValueError("the onnx-int8 recipe needs calibration batches")
             # A weight changed or another recipe is asked for: drop what the old weights built.
             cached = {k: v for k, v in cached.items() if k[2] == key[2]}
             cached[key] = _build(network, name, threads, calibration)
@@ -304,8 +309,9 @@ def encoder_forward(network, name: str, threads: int | None = None, calibration=
     threads : int, default=None
         Intra-op threads; None follows ``torch.get_num_threads()``, so a Dask
         worker (or any caller) that limits torch's threads limits these too.
-    calibration : list of dict, default=None
-        Collated batches calibrating ``"onnx-int8"`` (see :func:`smoothed_copy`).
+    calibration : list of dict or callable, default=None
+        Collated batches calibrating ``"onnx-int8"``, or a function returning
+        them (see :func:`session`).
 
     Returns
     -------

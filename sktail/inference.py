@@ -203,7 +203,8 @@ def _forward(module, precision: InferencePrecision, device, encoder=None):
     if not supports(module):
         raise ValueError(f"precision {precision.name!r} needs a Hugging Face encoder network of a type "
                          f"in {sorted(MODEL_TYPES)}; got {type(module).__name__}.")
-    calibration = _calibration(encoder) if precision.name == "onnx-int8" else None
+    # Tokenized only if the int8 session has to be built (not on every call).
+    calibration = (lambda: _calibration(encoder)) if precision.name == "onnx-int8" else None
     if isinstance(module, TextClassifierNetwork):
         features = encoder_forward(module.encoder, precision.name, calibration=calibration)
         return lambda batch: module.head(module.dropout(features(batch)))

@@ -305,3 +305,15 @@ def test_an_unwritable_cache_folder_still_gives_a_session(tiny_bert_dir, tmp_pat
         features = _features(encoder, network, TEXTS, "onnx-fp32")
     assert "not cached" in caplog.text
     np.testing.assert_allclose(features, _features(encoder, network, TEXTS, "fp32"), atol=1e-4, rtol=1e-4)
+
+
+def test_calibration_texts_are_tokenized_only_to_build_the_int8_session(tiny_bert_dir, monkeypatch, tmp_path):
+    monkeypatch.setenv("SKTAIL_HOME", str(tmp_path))
+    encoder = HFEncoder(str(tiny_bert_dir))
+    network = encoder.build_network().eval()  # no session yet
+    calls = []
+    original = inference._calibration
+    monkeypatch.setattr(inference, "_calibration", lambda enc: calls.append(1) or original(enc))
+    first = _features(encoder, network, TEXTS, "onnx-int8")
+    np.testing.assert_array_equal(_features(encoder, network, TEXTS, "onnx-int8"), first)
+    assert calls == [1]

@@ -88,8 +88,8 @@ def _parsed_e5(sha256: str):
     return _e5._read_e5_file(_e5._source_path())
 
 
-def _build_model(sha256: str | None = None) -> nn.Module:
-    source = _parsed_e5(sha256 or _installed_sha256())
+def _build_model(sha256: str) -> nn.Module:
+    source = _parsed_e5(sha256)
     dims = source.dims
     entry = source.tensors["emb.word"]
     if entry.dtype == _e5._Q4_0:
