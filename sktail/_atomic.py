@@ -12,15 +12,19 @@ stream.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import re
 import shutil
 import signal
+import socket
 import stat
 import tempfile
 import threading
+import time
 from pathlib import Path
 
-__all__ = ["atomic_write", "atomic_write_text", "check_destination", "replace_directory"]
+__all__ = ["atomic_write", "atomic_write_text", "check_destination", "remove_stale_temporaries", "replace_directory"]
 
 _UMASK_LOCK = threading.Lock()
 
@@ -100,6 +104,81 @@ def _sigint_held():
         raise KeyboardInterrupt
 
 
+#: Age after which a temporary of a writer that cannot be checked (another machine, an
+#: older sktail) counts as abandoned: a live writer keeps touching its file.
+STALE_AFTER_SECONDS = 24 * 3600
+_HOST = hashlib.blake2b(socket.gethostname().encode("utf-8", "replace"), digest_size=4).hexdigest()
+# ".NAME.<host>-<pid>.<random>.tmp" (this writer) and ".NAME.<random>.tmp" (sktail before it).
+_OURS = re.compile(r"([0-9a-f]{8})-([0-9]+)\.[a-z0-9_]{8}")
+_LEGACY = re.compile(r"[a-z0-9_]{8}")
+
+
+def _temporary_prefix(target: Path) -> str:
+    return f".{target.name}.{_HOST}-{os.getpid()}."
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):  # someone else's live process, or no way to tell
+        return True
+    return True
+
+
+def remove_stale_temporaries(target) -> list:
+    """Delete the temporaries that killed writers of ``target`` left in its folder.
+
+    A write killed with SIGKILL (or by a power cut) leaves its
+    ``.NAME.*.tmp`` file behind. One whose writer ran on this machine and no
+    longer exists is removed at once; one of another machine or of an older
+    sktail once it is :data:`STALE_AFTER_SECONDS` old. Temporaries of live
+    writers, and of other targets, are never touched.
+
+    Parameters
+    ----------
+    target : str or path-like
+        The file about to be written.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files removed.
+    """
+    target = Path(target)
+    head = f".{target.name}."
+    removed = []
+    try:
+        entries = os.listdir(target.parent)
+    except OSError:
+        return removed
+    now = time.time()
+    for entry in entries:
+        if not (entry.startswith(head) and entry.endswith(".tmp")):
+            continue
+        middle = entry[len(head):-len(".tmp")]
+        path = target.parent / entry
+        try:
+            info = os.lstat(path)
+        except OSError:
+            continue
+        if not stat.S_ISREG(info.st_mode):
+            continue
+        ours = _OURS.fullmatch(middle)
+        if ours is not None and ours.group(1) == _HOST:
+            stale = int(ours.group(2)) != os.getpid() and not _process_alive(int(ours.group(2)))
+        elif ours is not None or _LEGACY.fullmatch(middle):
+            stale = now - info.st_mtime > STALE_AFTER_SECONDS
+        else:
+            continue  # a temporary of another target whose name starts like this one
+        if stale:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+                removed.append(path)
+    return removed
+
+
 def atomic_write(path, write) -> Path:
     """Write a file through a temporary sibling and an atomic rename.
 
@@ -121,14 +200,20 @@ def atomic_write(path, write) -> Path:
     ------
     IsADirectoryError, ValueError, FileNotFoundError
         From :func:`check_destination`, before anything is written.
+
+    Notes
+    -----
+    The temporary is named ``.NAME.<host>-<pid>.<random>.tmp``; abandoned
+    ones of the same target are removed first (:func:`remove_stale_temporaries`).
     KeyboardInterrupt
         When SIGINT arrived during the write (the file is then complete and
         in place, or the write failed and the old file is untouched).
     """
     target = check_destination(path)
     mode = stat.S_IMODE(target.stat().st_mode) if target.exists() else _default_mode()
+    remove_stale_temporaries(target)
     with _sigint_held():
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        fd, tmp = tempfile.mkstemp(prefix=_temporary_prefix(target), suffix=".tmp", dir=target.parent)
         try:
             with os.fdopen(fd, "wb") as handle:
                 write(handle)

@@ -56,7 +56,7 @@ def _read_labelled(path, what, args=None):
     path = _existing_file(path, what)
     try:
         columns = parse_columns(getattr(args, "columns", None))
-        texts, labels = read_labelled_tsv(path, columns=columns, header=getattr(args, "header", False))
+        texts, labels = read_labelled_tsv(path, columns=columns, header=getattr(args, "header", None))
     except ValueError as error:
         raise UsageError(str(error)) from error
     if not texts:

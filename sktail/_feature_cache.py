@@ -125,8 +125,24 @@ def text_keys(ids) -> np.ndarray:
     return keys
 
 
+def _read_only(folder: Path) -> bool:
+    """Whether new files cannot be made in ``folder`` (permissions or a read-only mount)."""
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return True
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):
+        return False
+
+
 class FeatureCache:
     """Features of texts under one encoder namespace of a cache directory.
+
+    The location is checked when the cache is opened, before anything is
+    encoded: a file or a dangling link in place of the folder disables the
+    cache, a folder that cannot be written is only read; both with a
+    ``RuntimeWarning``. A write that fails later is warned about too, and the
+    fit goes on without the cache.
 
     Parameters
     ----------
@@ -134,6 +150,8 @@ class FeatureCache:
         The cache directory (created on the first write).
     namespace : str
         Digest of the encoder, see :func:`network_fingerprint`.
+    width : int, default=None
+        The width of the features; blocks of another width are skipped.
 
     Examples
     --------
@@ -147,9 +165,38 @@ class FeatureCache:
     ([True, False], [1.0, 1.0, 1.0, 1.0])
     """
 
-    def __init__(self, root, namespace: str):
+    def __init__(self, root, namespace: str, width: int | None = None):
         self.root = Path(root)
         self.namespace = namespace
+        self.width = width
+        self.readable, self.writable = self._check_location()
+
+    def _check_location(self):
+        """Whether the cache can be read and written, warned about before any encoding."""
+        root = self.root
+        probe = root
+        while not os.path.lexists(probe) and probe.parent != probe:
+            probe = probe.parent
+        if not probe.is_dir():
+            if probe.is_symlink() and not probe.exists():
+                kind = "a dangling symbolic link"
+            else:
+                kind = "a file" if probe.is_file() else "not a folder"
+            where = "" if probe == root else f" (its parent {probe})"
+            warnings.warn(
+                f"feature_cache={str(root)!r}{where} is {kind}, so the feature cache can neither be read nor "
+                "written: features are computed without it. Pass a folder path (it is created if missing).",
+                RuntimeWarning, stacklevel=4,
+            )
+            return False, False
+        if _read_only(probe):
+            warnings.warn(
+                f"feature_cache={str(root)!r} cannot be written ({probe} is read-only or not writable): "
+                "features found in it are used, new ones are computed but not stored.",
+                RuntimeWarning, stacklevel=4,
+            )
+            return probe == root or root.is_dir(), False
+        return True, True
 
     @property
     def directory(self) -> Path:
@@ -157,30 +204,52 @@ class FeatureCache:
         return self.root / self.namespace
 
     def _blocks(self):
-        if not self.directory.is_dir():
+        if not (self.readable and self.directory.is_dir()):
             return []
-        return sorted(p for p in self.directory.iterdir() if p.suffix == _SUFFIX and not p.name.startswith("."))
+        blocks = []
+        for path in sorted(self.directory.iterdir()):
+            if path.suffix != _SUFFIX or path.name.startswith("."):
+                continue
+            if not path.is_file():  # a FIFO would block the read, a folder or device is no block
+                warnings.warn(f"Ignoring feature-cache entry {path}: not a regular file.", RuntimeWarning, stacklevel=4)
+                continue
+            blocks.append(path)
+        return blocks
 
-    @staticmethod
-    def _read(path: Path):
+    def _read(self, path: Path, width: int | None):
         try:
             with np.load(path, allow_pickle=False) as data:
                 keys, features = data["keys"], data["features"]
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
             warnings.warn(f"Ignoring unreadable feature-cache file {path}: {error}", RuntimeWarning, stacklevel=3)
             return None
-        if features.ndim != 2 or len(keys) != len(features):
-            warnings.warn(f"Ignoring malformed feature-cache file {path}.", RuntimeWarning, stacklevel=3)
+        problem = None
+        if features.ndim != 2 or keys.ndim != 1 or len(keys) != len(features):
+            problem = "keys and features do not pair up"
+        elif keys.dtype != np.dtype(f"S{_KEY_BYTES}") or features.dtype.kind != "f":
+            problem = f"keys of dtype {keys.dtype} or features of dtype {features.dtype}"
+        elif width is not None and features.shape[1] != width:
+            problem = f"features {features.shape[1]} wide where the encoder gives {width}"
+        elif not np.isfinite(features).all():
+            problem = "NaN or infinite features"
+        if problem is not None:
+            warnings.warn(f"Ignoring malformed feature-cache file {path}: {problem}.", RuntimeWarning, stacklevel=3)
             return None
         return keys, features
 
-    def lookup(self, keys):
+    def lookup(self, keys, width: int | None = None):
         """Features of the keys found in the cache.
+
+        Blocks that cannot be read, are not regular files, or hold features
+        of another width than ``width`` (or than the first block read), or
+        non-finite ones, are skipped with a ``RuntimeWarning``.
 
         Parameters
         ----------
         keys : ndarray of dtype ``S16``
             Keys from :func:`text_keys`.
+        width : int, default=None
+            The encoder's feature width; defaults to the cache's ``width``.
 
         Returns
         -------
@@ -191,11 +260,13 @@ class FeatureCache:
         wanted = {key: row for row, key in enumerate(keys.tolist())}
         found = np.zeros(len(keys), dtype=bool)
         features = None
+        width = self.width if width is None else width
         for path in self._blocks():
-            block = self._read(path)
+            block = self._read(path, width)
             if block is None:
                 continue
             block_keys, block_features = block
+            width = block_features.shape[1]
             for source, key in enumerate(block_keys.tolist()):
                 row = wanted.get(key)
                 if row is None or found[row]:
@@ -227,16 +298,28 @@ class FeatureCache:
 
         Returns
         -------
-        pathlib.Path
-            The block's file, named by the digest of its sorted keys.
+        pathlib.Path or None
+            The block's file, named by the digest of its sorted keys; None
+            when the cache cannot be written (a ``RuntimeWarning`` says why,
+            and the fit goes on without storing).
         """
+        if not self.writable:
+            return None
         keys = np.asarray(keys, dtype=f"S{_KEY_BYTES}")
         features = np.asarray(features, dtype=np.float32)
         order = np.argsort(keys, kind="stable")
         keys, features = keys[order], features[order]
         name = hashlib.blake2b(keys.tobytes(), digest_size=16).hexdigest() + _SUFFIX
-        self.directory.mkdir(parents=True, exist_ok=True)
         target = self.directory / name
-        atomic_write(target, lambda handle: np.savez(handle, keys=keys, features=features))
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            atomic_write(target, lambda handle: np.savez(handle, keys=keys, features=features))
+        except (OSError, ValueError) as error:
+            self.writable = False
+            warnings.warn(
+                f"Could not write the feature cache {self.directory} ({type(error).__name__}: {error}); "
+                "continuing without storing features.", RuntimeWarning, stacklevel=3,
+            )
+            return None
         logger.debug("feature cache: wrote %d rows to %s", len(keys), target)
         return target

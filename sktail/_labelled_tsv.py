@@ -9,7 +9,7 @@ file, the 1-based line number and what to do.
 
 from __future__ import annotations
 
-__all__ = ["check_label", "parse_columns", "read_labelled_tsv"]
+__all__ = ["HEADER_WORDS", "check_label", "parse_columns", "read_labelled_tsv"]
 
 _COLUMNS_HINT = (
     "name the text and label columns with --columns TEXT,LABEL (0-based indices such as "
@@ -74,6 +74,20 @@ def check_label(label: str, where: str) -> str:
     return label
 
 
+#: Column names that a first row's label field holds when the row is a header, not data.
+HEADER_WORDS = frozenset({
+    "label", "labels", "category", "categories", "class", "classes", "classname", "tag", "tags",
+    "target", "y", "discipline", "subject", "topic", "labelname", "categoryname", "gold",
+    "标签", "类别", "分类", "类目", "学科", "类型", "标注",
+})
+
+
+def _looks_like_header(label: str, labels: list) -> bool:
+    """A first-row label that names a column (``label``, ``category``, ...) and occurs only once."""
+    word = "".join(ch for ch in label.casefold() if ch not in " _-.:#")
+    return word in HEADER_WORDS and labels.count(label) == 1
+
+
 def _resolve(columns, header_fields, path):
     if header_fields is None:
         names = [c for c in columns if isinstance(c, str)]
@@ -93,7 +107,7 @@ def _resolve(columns, header_fields, path):
     return tuple(resolved)
 
 
-def read_labelled_tsv(path, *, columns=None, header=False):
+def read_labelled_tsv(path, *, columns=None, header=None):
     """Read texts and labels from a TSV file.
 
     Parameters
@@ -104,8 +118,12 @@ def read_labelled_tsv(path, *, columns=None, header=False):
     columns : tuple (text, label) of int or str, default=None
         Columns to read (see :func:`parse_columns`). None: every line must be
         exactly ``text<TAB>label``.
-    header : bool, default=False
-        The first non-blank line names the columns and is not data.
+    header : bool or None, default=None
+        True: the first non-blank line names the columns and is not data.
+        False: every line is data. None: as False, but a first row whose
+        label is a column name (``label``, ``category``, ``类别``, ...,
+        see :data:`HEADER_WORDS`) seen nowhere else is refused: it would
+        become a class of one example.
 
     Returns
     -------
@@ -117,7 +135,7 @@ def read_labelled_tsv(path, *, columns=None, header=False):
     ValueError
         Naming the file and line: invalid UTF-8, a wrong number of columns, a
         missing column, an empty text or label, a label with a tab or line
-        break, unknown column names.
+        break, unknown column names, a header row read as data (``header=None``).
     """
     from .datasets._files import _read_lines
 
@@ -155,4 +173,10 @@ def read_labelled_tsv(path, *, columns=None, header=False):
             raise ValueError(f"{where} has an empty text.")
         texts.append(text)
         labels.append(check_label(label, where))
+    if header is None and labels and _looks_like_header(labels[0], labels):
+        raise ValueError(
+            f"{path}: line {lines[0][0]} looks like a header row (its label {labels[0]!r} names a column "
+            "and occurs nowhere else), which would train a class of one example. Pass --header if the "
+            "first line names the columns, or --no-header if it is data."
+        )
     return texts, labels

@@ -209,6 +209,21 @@ def _read_checked(archive, info, expected=None):
     return data
 
 
+def _check_regular_file(path) -> None:
+    """Refuse a directory, FIFO, socket or device before opening it (a FIFO would block)."""
+    import stat
+
+    mode = os.stat(path).st_mode  # FileNotFoundError for a missing file, as before
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(f"{os.fspath(path)!r} is a directory, not a model file.")
+    if not stat.S_ISREG(mode):
+        kind = "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+        raise ModelFileError(
+            f"{os.fspath(path)!r} is {kind}, not a regular file; a model file is a regular file "
+            "written by AutoTailClassifier.save."
+        )
+
+
 def read_members(path, limits: ReadLimits) -> dict:
     """Every member of a model file, after the format, version, size and checksum checks.
 
@@ -235,6 +250,7 @@ def read_members(path, limits: ReadLimits) -> dict:
         If the file is not a model file, breaks a limit, is of another format
         version, or is truncated or altered.
     """
+    _check_regular_file(path)
     with open(path, "rb") as handle:
         head = handle.read(4)
     if head != b"PK\x03\x04":  # sktail writes the archive from the first byte
@@ -359,4 +375,29 @@ def checked_weights(estimator, buffer, *, max_header_bytes: int) -> dict:
                 f"configuration: {name} is {str(entry.dtype)[6:]} {list(entry.shape)} in the weights "
                 f"but the configuration builds {str(dtype)[6:]} {list(shape)}."
             )
-    return tensors_from_buffer(buffer, entries)
+    tensors = tensors_from_buffer(buffer, entries)
+    _check_finite(tensors)
+    return tensors
+
+
+#: Largest magnitude a stored weight may have. Trained weights stay many orders below it;
+#: float32 products of larger ones overflow, and the model would predict ``classes_[0]`` everywhere.
+MAX_ABS_WEIGHT = 1e15
+
+
+def _check_finite(tensors: dict) -> None:
+    """Refuse weights that are NaN, infinite or beyond :data:`MAX_ABS_WEIGHT` (one pass, no copies)."""
+    import torch
+
+    for name, tensor in tensors.items():
+        if not tensor.is_floating_point() or tensor.numel() == 0:
+            continue
+        low, high = (float(v) for v in torch.aminmax(tensor))
+        if not (-MAX_ABS_WEIGHT <= low and high <= MAX_ABS_WEIGHT):  # NaN compares False
+            bad = low if not -MAX_ABS_WEIGHT <= low else high
+            what = "NaN" if bad != bad else repr(bad)
+            raise ModelFileError(
+                f"the model file is inconsistent: the weight {name} holds {what}; stored weights must "
+                f"be finite and within +-{MAX_ABS_WEIGHT:g}, or every prediction would be non-finite. "
+                "Refit the model."
+            )

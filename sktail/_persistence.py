@@ -47,6 +47,7 @@ from ._model_file_read import (  # the layout, the error and the checks of readi
 from ._model_file_read import _expected_tensors as _expected_tensors  # still importable from here
 from ._model_file_read import check_member_name as _check_member_name
 from ._model_file_read import parse_json as _json
+from ._typed_json import check_fitted as _check_fitted
 from ._typed_json import from_json as _from_json
 from ._typed_json import to_json as _to_json
 
@@ -200,6 +201,17 @@ def _encoder_class(kind):
         ) from None
 
 
+def _check_params(estimator) -> None:
+    """The parameters of ``model.json`` within the estimator's own constraints."""
+    validate = getattr(estimator, "_validate_params", None)
+    if validate is None:
+        return
+    try:
+        validate()
+    except ValueError as error:
+        raise ModelFileError(f"the model file is inconsistent: model.json holds an invalid parameter: {error}") from None
+
+
 def _rebuild(members: dict, estimator_class, limits: ReadLimits):
     model = _json(members[_MODEL], _MODEL)
     try:
@@ -210,9 +222,16 @@ def _rebuild(members: dict, estimator_class, limits: ReadLimits):
         if unknown:
             raise ModelFileError(f"model.json has parameters this sktail does not know: {sorted(unknown)}.")
         estimator = estimator_class(**params)
-        for name, value in _from_json(model["fitted"]).items():
-            if not (name.endswith("_") and not name.startswith("_")) or name in _NOT_SAVED:
+        _check_params(estimator)
+        fitted = _from_json(model["fitted"])
+        for name in fitted:
+            if not (isinstance(name, str) and name.endswith("_") and not name.startswith("_")) or name in _NOT_SAVED:
                 raise ModelFileError(f"model.json sets the attribute {name!r}, which is not a fitted attribute.")
+        try:
+            _check_fitted(fitted)
+        except ValueError as error:
+            raise ModelFileError(f"the model file is inconsistent: {error}.") from None
+        for name, value in fitted.items():
             setattr(estimator, name, value)
         spec = model["encoder"]
         files = {name: members[_ENCODER_DIR + name] for name in spec["files"]}

@@ -8,7 +8,7 @@ from numbers import Real
 
 import numpy as np
 
-__all__ = ["check_sample_weight", "check_texts", "check_labels", "label_kind"]
+__all__ = ["check_sample_weight", "check_texts", "check_labels", "label_kind", "nested_encoder_options"]
 
 #: Smallest ratio of a positive sample weight to the largest that training accepts.
 _WEIGHT_RANGE = 1e-30
@@ -246,3 +246,50 @@ def check_sample_weight(sample_weight, n_samples: int) -> np.ndarray | None:
         )
     # An exact power-of-two scaling: the float32 weighted means do not change.
     return np.ldexp(w, 1 - np.frexp(largest)[1])
+
+
+_OPTIONS = "encoder_options"
+
+
+def nested_encoder_options(params: dict, current) -> dict:
+    """Fold ``encoder_options__NAME`` keys of a ``set_params`` call into one ``encoder_options``.
+
+    Parameters
+    ----------
+    params : dict
+        The keyword arguments of ``set_params``.
+    current : dict or None
+        The estimator's ``encoder_options`` now (not changed).
+
+    Returns
+    -------
+    dict
+        ``params`` without the nested keys and, when there were any, with
+        ``encoder_options`` set to a new dict: ``params["encoder_options"]``
+        (or ``current``) updated with the nested values.
+
+    Raises
+    ------
+    ValueError
+        For a nested key without an option name, one nested twice
+        (``encoder_options__a__b``), or a base that is not a dict or None.
+    """
+    prefix = _OPTIONS + "__"
+    nested = {key[len(prefix):]: value for key, value in params.items() if key.startswith(prefix)}
+    if not nested:
+        return params
+    for name in nested:
+        if not name or "__" in name:
+            raise ValueError(
+                f"set_params({prefix}{name}=...): encoder options are one level deep; use "
+                f"{prefix}OPTION=value, e.g. {prefix}embedding_dim=32."
+            )
+    base = params.get(_OPTIONS, current)
+    if base is not None and not isinstance(base, Mapping):
+        raise ValueError(
+            f"set_params({prefix}{next(iter(nested))}=...) needs encoder_options to be a dict or None, "
+            f"not {type(base).__name__}."
+        )
+    out = {key: value for key, value in params.items() if not key.startswith(prefix)}
+    out[_OPTIONS] = {**(base or {}), **nested}
+    return out

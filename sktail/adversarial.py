@@ -7,7 +7,41 @@ from contextlib import contextmanager
 
 import torch
 
-__all__ = ["FGM", "fgm_perturbation"]
+__all__ = ["FGM", "MAX_FGM_EPSILON", "fgm_perturbation"]
+
+#: Largest FGM radius accepted. The paper uses 0.3; every entry of the perturbation is at
+#: most ``epsilon``, so a bound keeps the perturbed embeddings (and their squares in layer
+#: norms) far inside float32, where a radius like ``1e300`` would make them infinite.
+MAX_FGM_EPSILON = 1e4
+_FLOAT32_MAX = float(torch.finfo(torch.float32).max)
+
+
+def check_fgm_epsilon(epsilon) -> float:
+    """``epsilon`` as a float, checked to be a finite radius in ``[0, MAX_FGM_EPSILON]``.
+
+    Parameters
+    ----------
+    epsilon : float
+        The FGM radius (``fgm_epsilon``).
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ValueError
+        Naming ``fgm_epsilon`` when it is negative, not finite or above
+        :data:`MAX_FGM_EPSILON`.
+    """
+    value = float(epsilon)
+    if not (math.isfinite(value) and 0 <= value <= MAX_FGM_EPSILON):
+        raise ValueError(
+            f"fgm_epsilon={epsilon!r} is outside [0, {MAX_FGM_EPSILON:g}]: the FGM perturbation of the "
+            "word embeddings would overflow float32 and make the loss non-finite. The method uses 0.3; "
+            "0 switches FGM off."
+        )
+    return value
 
 
 def fgm_perturbation(grad: torch.Tensor, epsilon: float) -> torch.Tensor | None:
@@ -31,7 +65,12 @@ def fgm_perturbation(grad: torch.Tensor, epsilon: float) -> torch.Tensor | None:
     norm_value = float(norm)
     if norm_value == 0.0 or not math.isfinite(norm_value):
         return None
-    return (epsilon / norm_value) * grad.to(torch.float32)
+    scale = epsilon / norm_value
+    if scale <= _FLOAT32_MAX:
+        return scale * grad.to(torch.float32)
+    # A norm far below 1 (subnormal gradients): the scale itself would overflow float32
+    # and give inf (and 0 * inf = nan) entries; normalise first, every entry is then <= 1.
+    return (grad.to(torch.float32) / norm_value).mul_(epsilon)
 
 
 class FGM:
@@ -42,7 +81,8 @@ class FGM:
     embedding : torch.nn.Parameter
         The encoder's input word-embedding matrix ``E``.
     epsilon : float
-        ``eps_fgm``; 0 disables the attack.
+        ``eps_fgm``; 0 disables the attack. At most :data:`MAX_FGM_EPSILON`
+        (a ``ValueError`` names ``fgm_epsilon`` otherwise).
 
     See Also
     --------
@@ -76,7 +116,7 @@ class FGM:
 
     def __init__(self, embedding: torch.nn.Parameter, epsilon: float):
         self.embedding = embedding
-        self.epsilon = float(epsilon)
+        self.epsilon = check_fgm_epsilon(epsilon)
 
     @property
     def enabled(self) -> bool:

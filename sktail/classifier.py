@@ -14,7 +14,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._classifier_doc import documented
 from ._fit_plan import plan_fit, release_device_memory, train, validation_key
-from ._validation import check_texts
+from ._validation import check_texts, nested_encoder_options
+from .adversarial import MAX_FGM_EPSILON
 from .devices import resolve_device, resolve_inference_precision
 from .inference import inference_batch_size, predict_logits
 
@@ -54,7 +55,7 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         "prior_alpha": [Interval(Real, 0, None, closed="neither")],
         "bs_weight": [Interval(Real, 0, 1, closed="both")],
         "bs_temperature": [Interval(Real, 0, None, closed="left")],
-        "fgm_epsilon": [Interval(Real, 0, None, closed="left")],
+        "fgm_epsilon": [Interval(Real, 0, MAX_FGM_EPSILON, closed="both")],
         "fgm_weight": [Interval(Real, 0, None, closed="left")],
         "validation_fraction": [Interval(Real, 0, 1, closed="left"), None, _AUTO],
         "epoch_selection": [StrOptions({"auto", "last", "accuracy", "balanced_accuracy"})],
@@ -171,13 +172,11 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         self : AutoTailClassifier
             The fitted estimator.
         """
-        try:
-            plan = plan_fit(self.get_params(deep=False), X, y, sample_weight, validation_data)
-            network, history, best_epoch = train(plan)
-        except BaseException:
-            # A failed (re)fit leaves no mix of old and new state: the estimator is unfitted.
-            self._forget_fit()
-            raise
+        # Nothing is set on the estimator before training succeeded: a fit that fails
+        # (on a parameter, on the data, on a non-finite loss) leaves the previous fitted
+        # state exactly as it was, as a failed scikit-learn fit does.
+        plan = plan_fit(self.get_params(deep=False), X, y, sample_weight, validation_data)
+        network, history, best_epoch = train(plan)
         # Every fitted attribute is set here, after training succeeded.
         prior = plan.prior
         fitted = {
@@ -194,10 +193,22 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         self.__dict__.update(fitted)
         return self
 
-    def _forget_fit(self):
-        """Drop every fitted attribute (names ending in ``_``), leaving the estimator unfitted."""
-        for name in [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]:
-            delattr(self, name)
+    def set_params(self, **params):
+        """Set parameters; ``encoder_options__NAME=value`` sets one encoder option.
+
+        Parameters
+        ----------
+        **params : dict
+            Estimator parameters. A key ``encoder_options__NAME`` replaces
+            ``encoder_options`` by a copy with ``NAME`` set (so grid searches
+            can tune one option); the dict passed before is not changed.
+
+        Returns
+        -------
+        self : AutoTailClassifier
+            The estimator.
+        """
+        return super().set_params(**nested_encoder_options(params, self.encoder_options))
 
     def decision_function(self, X):
         """Raw logits of the head, one column per class.
@@ -314,7 +325,7 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         return save(self, path)
 
     def __sklearn_is_fitted__(self):
-        """Fitted once a trained network exists (a failed ``fit`` leaves it unfitted)."""
+        """Fitted once a trained network exists (a failed ``fit`` changes nothing)."""
         return hasattr(self, "network_")
 
     # -- pickling: CPU weights as a torch blob, the network rebuilt on load ------

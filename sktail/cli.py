@@ -2,7 +2,7 @@
 
 Subcommands::
 
-    sktail fit TRAIN.tsv -o MODEL [--encoder NAME] [--set KEY=VALUE ...] [--validation DEV.tsv] [--columns TEXT,LABEL] [--header]
+    sktail fit TRAIN.tsv -o MODEL [--encoder NAME] [--set KEY=VALUE ...] [--validation DEV.tsv] [--columns TEXT,LABEL] [--header | --no-header]
     sktail predict MODEL INPUT [-o OUT] [--proba] [--format {txt,tsv,jsonl}]
     sktail evaluate MODEL TEST.tsv [--report DIR] [--json]
     sktail info MODEL [--json]
@@ -98,8 +98,10 @@ def _add_column_options(p):
     p.add_argument("--columns", metavar="TEXT,LABEL",
                    help="read these two columns of a wider TSV file: 0-based indices (e.g. 0,2) or, "
                         "with --header, column names; without it every line must be text<TAB>label")
-    p.add_argument("--header", action="store_true",
-                   help="the first line of the TSV files names the columns and is not data")
+    p.add_argument("--header", action=argparse.BooleanOptionalAction, default=None,
+                   help="--header: the first line of the TSV files names the columns and is not data; "
+                        "--no-header: every line is data. Without either, a first line whose label is a "
+                        "column name (label, category, ...) is refused")
 
 
 def build_parser():

@@ -367,7 +367,7 @@ def extract_features(encoder_network, text_encoder, ids, *, batch_size: int, dev
     if cache is None:
         return encode_features(encoder_network, text_encoder, ids, **options), len(ids)
     keys = text_keys(ids)
-    features, found = cache.lookup(keys)
+    features, found = cache.lookup(keys, width=encoder_network.hidden_size)
     if features is None:
         features = np.zeros((len(ids), encoder_network.hidden_size), dtype=np.float32)
     missing = np.flatnonzero(~found)

@@ -65,14 +65,15 @@ CASES = {"argnames": "cls, name, fault, calls, message", "argvalues": [f[1:] for
 
 
 @pytest.mark.parametrize(**CASES)
-def test_fault_in_the_first_epoch_raises_and_leaves_the_refit_estimator_unfitted(corpus, monkeypatch, cls, name, fault, calls, message):
+def test_fault_in_the_first_epoch_raises_and_keeps_the_previous_fit(corpus, monkeypatch, cls, name, fault, calls, message):
     clf = AutoTailClassifier(**{**SETTINGS, "epochs": 1}, validation_fraction=None).fit(*corpus)
+    network, proba = clf.network_, clf.predict_proba(corpus[0])
     _after_calls(monkeypatch, cls, name, calls[0], fault)
     clf.set_params(epochs=SETTINGS["epochs"])
     with pytest.raises(NonFiniteError, match=f"Training stopped at epoch 1: the {message}"):
         clf.fit(*corpus)
-    with pytest.raises(NotFittedError):
-        clf.predict(corpus[0])
+    assert clf.network_ is network and clf.n_iter_ == 1
+    np.testing.assert_array_equal(clf.predict_proba(corpus[0]), proba)
 
 
 @pytest.mark.parametrize(**CASES)

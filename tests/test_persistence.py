@@ -464,13 +464,13 @@ def _safetensors_with_header(data, change):
 
 
 BAG_TAMPERED = [
-    ("embedding-dim", _edit_json("model.json", lambda d: d["encoder"]["config"].update(embedding_dim=503159)),
-     r"encoder.bag.weight is float32 \[\d+, 8\] in the weights but the configuration builds float32 \[\d+, 503159\]"),
+    ("embedding-dim", _edit_json("model.json", lambda d: d["encoder"]["config"].update(embedding_dim=65536)),
+     r"encoder.bag.weight is float32 \[\d+, 8\] in the weights but the configuration builds float32 \[\d+, 65536\]"),
     ("vocabulary", lambda m: {**m, "encoder/vocabulary.json": json.dumps(
         json.loads(m["encoder/vocabulary.json"]) + [f"t{i}" for i in range(100_000)]).encode()},
      r"encoder.bag.weight is float32 \[\d+, 8\] in the weights but the configuration builds float32 \[100\d+, 8\]"),
-    ("classes", _edit_json("model.json", lambda d: d["fitted"]["classes_"]["__ndarray__"].extend(["x"] * 1000)),
-     r"head.weight is float32 \[3, 8\] in the weights but the configuration builds float32 \[1003, 8\]"),
+    ("classes", _edit_json("model.json", lambda d: d["fitted"]["classes_"]["__ndarray__"].extend(
+        f"\uffff{i:04d}" for i in range(1000))), r"class_counts_ must be 1003 non-negative ints, one per class"),
     ("header-shape", lambda m: {**m, "network.safetensors": _safetensors_with_header(
         m["network.safetensors"], lambda h: h["head.bias"].update(shape=[1, 3]))},
      r"head.bias is float32 \[1, 3\] in the weights but the configuration builds float32 \[3\]"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -13,7 +14,12 @@ from torch import nn
 from .._tokenize import PAD, UNK, JiebaVocabulary
 from ._base import EncoderNetwork, TextEncoder
 
-__all__ = ["BagEncoder", "BagNetwork"]
+__all__ = ["BagEncoder", "BagNetwork", "MAX_EMBEDDING_DIM", "MAX_TABLE_BYTES"]
+
+#: Widest embedding accepted (``encoder_options={"embedding_dim": ...}``); the default is 64.
+MAX_EMBEDDING_DIM = 65536
+#: Largest embedding table built (float32 bytes; the model-file limit on the weights).
+MAX_TABLE_BYTES = 8 << 30
 
 
 class BagNetwork(EncoderNetwork):
@@ -152,6 +158,12 @@ class BagEncoder(TextEncoder):
         for name, value in (("embedding_dim", embedding_dim), ("min_count", min_count)):
             if not isinstance(value, Integral) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"encoder option {name} must be a positive int, got {value!r}.")
+        if embedding_dim > MAX_EMBEDDING_DIM:
+            raise ValueError(
+                f"encoder option embedding_dim={embedding_dim} is over the limit of {MAX_EMBEDDING_DIM}: "
+                f"each vocabulary token would take {4 * embedding_dim:,} bytes. The default is 64; "
+                "a few hundred is plenty for a bag of embeddings."
+            )
         if not isinstance(init_std, Real) or not math.isfinite(init_std) or init_std <= 0:
             raise ValueError(f"encoder option init_std must be a finite float > 0, got {init_std!r}.")
         if not isinstance(token_dropout, Real) or isinstance(token_dropout, bool) or not 0 <= token_dropout < 1:
@@ -234,7 +246,38 @@ class BagEncoder(TextEncoder):
         BagNetwork
             One embedding row per vocabulary token.
         """
+        size = 4 * len(self.vocabulary) * self.embedding_dim
+        if size > MAX_TABLE_BYTES:
+            raise ValueError(
+                f"the embedding table would take {size / 2**30:.1f} GiB ({len(self.vocabulary):,} tokens x "
+                f"embedding_dim={self.embedding_dim}), over the limit of {MAX_TABLE_BYTES / 2**30:g} GiB; "
+                "lower encoder option embedding_dim or raise min_count."
+            )
         return BagNetwork(len(self.vocabulary), self.embedding_dim, self.init_std, self.token_dropout)
+
+    def make_regime(self, train_encoder, feature_cache=None):
+        """No regime of its own; warn that ``feature_cache`` has nothing to cache.
+
+        Parameters
+        ----------
+        train_encoder : {"all", "none"} or int
+            The classifier's parameter.
+        feature_cache : None, str, os.PathLike or joblib.Memory, default=None
+            The classifier's parameter.
+
+        Returns
+        -------
+        None
+            :func:`sktail.training.regime_for` picks the regime.
+        """
+        if feature_cache is not None:
+            warnings.warn(
+                "feature_cache is ignored with encoder='jieba-bag': its embeddings always train, so "
+                "there are no frozen features to cache. Drop feature_cache, or use a pretrained "
+                "encoder with train_encoder='none' (or encoder='tfidf-e5').",
+                UserWarning, stacklevel=4,
+            )
+        return None
 
     def describe(self):
         """Describe the encoder: its name, embedding width and vocabulary size.

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
+import time
+from urllib.parse import urlsplit
 
-__all__ = ["PRESETS", "resolve_model_path"]
+__all__ = ["PRESETS", "cached_snapshot", "hub_reachable", "resolve_model_path"]
+
+#: Seconds the reachability probe of the Hugging Face hub waits for a connection.
+HUB_PROBE_TIMEOUT = 3.0
+_PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+_probe_memo: dict = {}
 
 #: Short names accepted by ``encoder=``: (hub id, load with BERT classes).
 #: ``hfl/chinese-roberta-wwm-ext`` is a BERT checkpoint despite its name.
@@ -38,8 +46,60 @@ def resolve_model_path(name: str) -> tuple[str, bool]:
         # A BERT folder whose config and tokenizer files name their classes.
         return str(build_e5_small()), False
     if name in PRESETS:
-        return PRESETS[name]
-    return os.path.expanduser(name), False
+        hub_id, bert_classes = PRESETS[name]
+        return _hub_or_cache(hub_id), bert_classes
+    path = os.path.expanduser(name)
+    if os.path.isdir(path) or _looks_like_path(path):
+        return path, False
+    return _hub_or_cache(path), False
+
+
+def hub_reachable() -> bool:
+    """Whether a TCP connection to the Hugging Face endpoint opens within :data:`HUB_PROBE_TIMEOUT`.
+
+    Behind a proxy (``HTTPS_PROXY``, ``ALL_PROXY``) the hub is assumed
+    reachable: the proxy, not this probe, decides. The answer is kept for a
+    minute.
+
+    Returns
+    -------
+    bool
+    """
+    if any(os.environ.get(v) for v in _PROXY_VARIABLES):
+        return True
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    parts = urlsplit(endpoint)
+    host = parts.hostname or "huggingface.co"
+    port = parts.port or (80 if parts.scheme == "http" else 443)
+    memo = _probe_memo.get((host, port))
+    if memo is not None and time.monotonic() - memo[1] < 60:
+        return memo[0]
+    try:
+        with socket.create_connection((host, port), timeout=HUB_PROBE_TIMEOUT):
+            reachable = True
+    except OSError:
+        reachable = False
+    _probe_memo[(host, port)] = (reachable, time.monotonic())
+    return reachable
+
+
+def cached_snapshot(hub_id: str) -> str | None:
+    """The folder of ``hub_id`` in the local Hugging Face cache, or None."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        config = try_to_load_from_cache(hub_id, "config.json")
+    except Exception:  # an id the hub library refuses: let the load report it
+        return None
+    return os.path.dirname(config) if isinstance(config, str) else None
+
+
+def _hub_or_cache(hub_id: str) -> str:
+    """``hub_id`` when the hub answers, else its cached copy if there is one (no retries)."""
+    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0")
+    if not offline and hub_reachable():
+        return hub_id
+    return cached_snapshot(hub_id) or hub_id
 
 
 def _looks_like_path(name: str) -> bool:

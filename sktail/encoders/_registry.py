@@ -72,6 +72,8 @@ class EncoderFamily:
 
 
 _FAMILIES: dict[str, EncoderFamily] = {}
+#: Registered names that are downloaded from the Hugging Face hub (``_hf_loading.PRESETS``).
+_HUB_PRESETS = ("macbert-base", "roberta-wwm-ext")
 
 
 def register(family: EncoderFamily) -> EncoderFamily:
@@ -173,8 +175,11 @@ def family_of(encoder) -> EncoderFamily:
 
 
 def _family_for_name(name: str) -> EncoderFamily:
+    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0")
     for family in _FAMILIES.values():
         if name in family.names:
+            if name in _HUB_PRESETS and not offline:
+                _check_hub(name, family)
             return family
     expanded = os.path.expanduser(name)
     if os.path.isfile(expanded):
@@ -193,14 +198,45 @@ def _family_for_name(name: str) -> EncoderFamily:
     if not fallback:
         raise ValueError(f"unknown encoder {name!r}; known: {registered_names()}.")
     looks_like_path = name.startswith((".", "~", os.sep))
-    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0")
     if offline and not looks_like_path and not os.path.isdir(expanded):
         raise ValueError(
             f"encoder={name!r} is neither a built-in name ({registered_names()}) nor an existing "
-            "folder, and HF_HUB_OFFLINE is set, so it cannot be downloaded. Pass a local folder "
-            "holding config.json, the weights and the tokenizer files."
+            "folder, and HF_HUB_OFFLINE is set, so it cannot be downloaded. Encoders that work "
+            f"offline: {offline_names()}; or pass a local "
+            "folder holding config.json, the weights and the tokenizer files."
         )
+    if not offline and not looks_like_path and not os.path.isdir(expanded):
+        _check_hub(name, fallback[0])
     return fallback[0]
+
+
+def offline_names() -> list:
+    """The registered ``encoder=`` names that need no download.
+
+    Returns
+    -------
+    list of str
+        Every registered name but the Hugging Face hub presets.
+    """
+    return [name for name in registered_names() if name not in _HUB_PRESETS]
+
+
+def _check_hub(name: str, family: EncoderFamily) -> None:
+    """Refuse at once a hub model that is neither cached nor reachable (instead of ~25 s of retries)."""
+    if family.id != "huggingface":
+        return
+    from ._hf_loading import PRESETS, cached_snapshot, hub_reachable
+
+    hub_id = PRESETS[name][0] if name in PRESETS else name
+    if cached_snapshot(hub_id) is not None or hub_reachable():
+        return
+    raise ValueError(
+        f"encoder={name!r} is not a built-in offline encoder, not a folder here and not in the local "
+        f"Hugging Face cache, and the hub ({os.environ.get('HF_ENDPOINT', 'https://huggingface.co')}) "
+        f"cannot be reached. Encoders that work offline: {offline_names()}; or pass a local folder "
+        "holding config.json, the weights and the tokenizer files (made where the hub is reachable "
+        f"with `hf download {hub_id} --local-dir DIR`)."
+    )
 
 
 def make_encoder(name: str, options: dict | None = None):

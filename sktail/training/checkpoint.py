@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 import warnings
 from pathlib import Path
@@ -143,13 +144,37 @@ def fit_fingerprint(params: dict, arrays: dict, texts: dict) -> str:
     return digest.hexdigest()
 
 
+def _checkpoint_folder(directory) -> Path:
+    """``directory`` as an existing folder (created if missing), or a clear error."""
+    directory = Path(directory).expanduser()
+    probe = directory
+    while not os.path.lexists(probe) and probe.parent != probe:
+        probe = probe.parent
+    if not probe.is_dir():
+        kind = "a dangling symbolic link" if probe.is_symlink() and not probe.exists() else "a file"
+        what = f"is {kind}" if probe == directory else f"lies inside {probe}, which is {kind}"
+        raise ValueError(
+            f"checkpoint_dir={str(directory)!r} {what}, not a folder: checkpoints are files inside a "
+            "folder. Pass a folder path (it is created if missing), or checkpoint_dir=None."
+        )
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OSError(
+            f"checkpoint_dir={str(directory)!r} cannot be created ({error.strerror or error}); pass a "
+            "writable folder, or checkpoint_dir=None."
+        ) from error
+    return directory
+
+
 class Checkpointer:
     """Atomic checkpoints of one training run in a folder.
 
     Parameters
     ----------
     directory : str or path-like
-        Folder of the checkpoint file (created if missing).
+        Folder of the checkpoint file (created if missing). A regular file or
+        a dangling link there raises a ``ValueError`` naming ``checkpoint_dir``.
     fingerprint : str
         Identity of the run, see :func:`fit_fingerprint`.
     interval : float, default=600.0
@@ -184,8 +209,7 @@ class Checkpointer:
     """
 
     def __init__(self, directory, fingerprint: str, interval: float = 600.0):
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
+        directory = _checkpoint_folder(directory)
         self.fingerprint = fingerprint
         self.interval = float(interval)
         self.path = directory / f"sktail-{fingerprint[:24]}.ckpt"
