@@ -15,7 +15,8 @@ import struct
 
 import torch
 
-__all__ = ["SafetensorsEntry", "read_member", "safetensors_entries", "tensors_from_buffer"]
+__all__ = ["MAX_ABS_WEIGHT", "SafetensorsEntry", "check_finite_tensors", "read_member", "safetensors_entries",
+           "tensors_from_buffer"]
 
 _CHUNK = 1 << 20
 
@@ -188,3 +189,36 @@ def tensors_from_buffer(buffer: bytearray, entries: dict) -> dict:
             flat = torch.frombuffer(buffer, dtype=entry.dtype, count=count // entry.dtype.itemsize, offset=entry.start)
         tensors[name] = flat.view(entry.shape)
     return tensors
+
+
+#: Largest magnitude a stored weight may have. Trained weights stay many orders below it;
+#: float32 products of larger ones overflow, and the model would predict ``classes_[0]`` everywhere.
+MAX_ABS_WEIGHT = 1e15
+
+
+def check_finite_tensors(tensors: dict) -> None:
+    """Refuse floating-point tensors holding NaN, infinities or values beyond :data:`MAX_ABS_WEIGHT`.
+
+    One pass per tensor (``torch.aminmax``), no copies.
+
+    Parameters
+    ----------
+    tensors : dict of str to Tensor
+        The weights read from a model file.
+
+    Raises
+    ------
+    ValueError
+        Naming the first offending tensor and its bad value.
+    """
+    for name, tensor in tensors.items():
+        if not tensor.is_floating_point() or tensor.numel() == 0:
+            continue
+        low, high = (float(v) for v in torch.aminmax(tensor))
+        if not (-MAX_ABS_WEIGHT <= low and high <= MAX_ABS_WEIGHT):  # NaN compares False
+            bad = low if not -MAX_ABS_WEIGHT <= low else high
+            what = "NaN" if bad != bad else f"{bad:g}"
+            raise ValueError(
+                f"the weight {name} holds {what}; stored weights must be finite and within "
+                f"+-{MAX_ABS_WEIGHT:g}, or every prediction would be non-finite."
+            )

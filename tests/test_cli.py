@@ -579,3 +579,14 @@ def test_a_joblib_file_is_named_as_such(files, capsys, tmp_path):
     joblib.dump(cli._load_model(files["model"]), path)
     code, _, err = _run(capsys, "predict", path, files["test"])
     assert code == 2 and "this looks like a pickle/joblib file. Load it with joblib.load" in err
+
+
+def test_fit_refuses_a_header_row_without_header_or_no_header(files, capsys):
+    with_header = files["root"] / "with_header.tsv"
+    with_header.write_text("text\tlabel\n" + files["train"].read_text(encoding="utf-8"), encoding="utf-8")
+    model = files["root"] / "header.sktail"
+    code, _, err = _run(capsys, "fit", with_header, "-o", model, *FAST)
+    assert code == 2 and not model.exists()
+    assert "line 1 looks like a header row" in err and "--header" in err and "--no-header" in err
+    code, _, _ = _run(capsys, "fit", with_header, "-o", model, "--header", *FAST)
+    assert code == 0 and "label" not in set(cli._load_model(model).classes_)

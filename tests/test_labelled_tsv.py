@@ -63,3 +63,21 @@ def test_labels_that_would_break_a_row_are_refused(label):
     with pytest.raises(ValueError, match="a tab or a line break"):
         check_label(label, "f.tsv: line 3")
     assert check_label("普通 标签", "f.tsv: line 3") == "普通 标签"
+
+
+# -- issue 28: a header row read as data would become a class of one example -----------------------
+@pytest.mark.parametrize("first", ["text\tlabel", "title\tCategory", "标题\t类别", "sentence\tclass_name"])
+def test_a_header_row_without_header_option_is_refused(tmp_path, first):
+    path = _file(tmp_path, f"{first}\n小麦施肥\t农学\n量子拓扑\t理学\n水稻育种\t农学\n")
+    with pytest.raises(ValueError, match=r"line 1 looks like a header row .* Pass --header .* or --no-header"):
+        read_labelled_tsv(path)
+    assert read_labelled_tsv(path, header=True)[1] == ["农学", "理学", "农学"]
+    assert read_labelled_tsv(path, header=False)[1][0] == first.split("\t")[1]
+
+
+def test_a_first_row_whose_label_is_a_real_class_is_data(tmp_path):
+    # "label" here is a class that occurs again; "农学" is no column name.
+    path = _file(tmp_path, "标注规范\tlabel\n数据标注\tlabel\n小麦施肥\t农学\n")
+    assert read_labelled_tsv(path)[1] == ["label", "label", "农学"]
+    path = _file(tmp_path, "小麦施肥\t农学\n量子拓扑\t理学\n", name="plain.tsv")
+    assert read_labelled_tsv(path)[1] == ["农学", "理学"]

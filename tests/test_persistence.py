@@ -4,6 +4,7 @@ import hashlib
 import json
 import os
 import pickle
+import re
 import shutil
 import stat
 import sys
@@ -567,3 +568,103 @@ def test_hugging_face_model_files_are_byte_stable(tiny_bert_dir, corpus, tmp_pat
     assert restored.save(tmp_path / "second.sktail").read_bytes() == first
     assert load(tmp_path / "second.sktail").save(tmp_path / "third.sktail").read_bytes() == first
     assert pickle.loads(pickle.dumps(restored)).save(tmp_path / "pickled.sktail").read_bytes() == first
+
+
+# -- issue 28: every field and every weight of a model file is checked at load -----------------
+def _weights_with(value):
+    from safetensors.torch import load as st_load
+    from safetensors.torch import save as st_save
+
+    def change(members):
+        tensors = st_load(members["network.safetensors"])
+        tensors["head.weight"] = tensors["head.weight"].clone()
+        tensors["head.weight"][0, 0] = value
+        members["network.safetensors"] = st_save(tensors, metadata={"format": "pt"})
+        return members
+
+    return change
+
+
+@pytest.mark.parametrize("value, shown", [(float("nan"), "NaN"), (3e38, "3e+38"), (-float("inf"), "-inf")])
+def test_non_finite_or_huge_weights_are_refused_at_load(model_file, value, shown):
+    _rewrite(model_file, _weights_with(value), fix_checksums=True)  # valid checksums
+    with pytest.raises(ModelFileError, match=rf"the weight head.weight holds {re.escape(shown)}; stored weights must be finite"):
+        load(model_file)
+
+
+def _set_fitted(name, value):
+    return _edit_json("model.json", lambda d: d["fitted"].__setitem__(name, value))
+
+
+def _classes(edit):
+    return _edit_json("model.json", lambda d: d["fitted"]["classes_"].__setitem__(
+        "__ndarray__", edit(d["fitted"]["classes_"]["__ndarray__"])))
+
+
+FITTED_TAMPERED = [
+    ("max-length-str", _set_fitted("max_length_", "x"), r"max_length_ is 'x'; it must be an int >= 1"),
+    ("max-length-negative", _set_fitted("max_length_", -5), r"max_length_ is -5; it must be an int >= 1"),
+    ("max-length-bool", _set_fitted("max_length_", True), r"max_length_ is True"),
+    ("batch-size-missing", _edit_json("model.json", lambda d: d["fitted"].pop("batch_size_")), r"lacks .*batch_size_"),
+    ("learning-rate-nan", _set_fitted("learning_rate_", float("nan")), r"learning_rate_ is nan"),
+    ("gate-str", _set_fitted("tail_gate_on_", "yes"), r"tail_gate_on_ is 'yes'; it must be a bool"),
+    ("duplicate-classes", _classes(lambda c: [c[0], *c[:-1]]), r"classes_ holds duplicate labels"),
+    ("unsorted-classes", _classes(lambda c: c[::-1]), r"classes_ is not sorted"),
+    ("counts-negative", _edit_json("model.json", lambda d: d["fitted"]["class_counts_"]["__ndarray__"].__setitem__(0, -1)),
+     r"class_counts_ must be \d+ non-negative ints"),
+    ("tail-unknown", _edit_json("model.json", lambda d: d["fitted"]["tail_classes_"].__setitem__(
+        "__ndarray__", ["not a class"])), r"tail_classes_ must be distinct labels of classes_"),
+    ("bad-parameter", _edit_json("model.json", lambda d: d["params"].__setitem__("batch_size", -3)),
+     r"invalid parameter: The 'batch_size' parameter"),
+]
+
+
+@pytest.mark.parametrize("change, message", [c[1:] for c in FITTED_TAMPERED], ids=[c[0] for c in FITTED_TAMPERED])
+def test_every_fitted_attribute_is_validated_at_load(model_file, change, message):
+    _rewrite(model_file, change, fix_checksums=True)
+    with pytest.raises(ModelFileError, match=message):
+        load(model_file)
+
+
+def test_load_refuses_a_fifo_at_once(tmp_path):
+    import threading
+    import time
+
+    fifo = tmp_path / "model.sktail"
+    os.mkfifo(fifo)
+
+    def unblock():  # were load to open the FIFO, this writer would end the wait
+        time.sleep(3)
+        with open(fifo, "wb"):
+            pass
+
+    threading.Thread(target=unblock, daemon=True).start()
+    start = time.perf_counter()
+    with pytest.raises(ModelFileError, match=r"is a FIFO \(named pipe\), not a regular file"):
+        load(fifo)
+    assert time.perf_counter() - start < 2
+
+
+def test_a_save_killed_with_sigkill_leaves_no_temporary_after_the_next_save(bag_model, tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    target = tmp_path / "model.sktail"
+    script = (
+        "import sys, time\nfrom sktail._atomic import atomic_write\n"
+        "def write(handle):\n    handle.write(b'partial'); handle.flush(); time.sleep(60)\n"
+        f"atomic_write({str(target)!r}, write)\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        deadline = time.monotonic() + 30
+        while not list(tmp_path.glob(".model.sktail.*.tmp")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert len(list(tmp_path.glob(".model.sktail.*.tmp"))) == 1  # what kill -9 leaves
+    save(bag_model, target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.sktail"]
+    load(target)
