@@ -1,10 +1,19 @@
-"""Progress bars and log lines that do not break each other."""
+"""Progress bars, log lines and notices, all on stderr, that do not break each other.
+
+Data (predictions, reports) go to stdout or to files; everything this module
+writes is about the work in progress and goes to stderr, in library use as in
+the ``sktail`` command.
+"""
 
 from __future__ import annotations
 
+import logging
 import sys
 
-__all__ = ["bar_options", "progress_bar", "write_line"]
+__all__ = ["bar_options", "notice", "progress_bar", "write_line"]
+
+#: How to hide a :func:`notice`, quoted in every notice.
+SILENCE_HINT = "logging.getLogger('sktail').setLevel('WARNING') hides this line"
 
 
 def progress_bar(iterable, *, enabled: bool, desc: str, unit: str = "batch", leave: bool = True):
@@ -63,7 +72,7 @@ def bar_options() -> dict:
 
 
 def write_line(line: str):
-    """Print ``line`` to stdout without breaking an active progress bar.
+    """Print ``line`` to stderr without breaking an active progress bar.
 
     Parameters
     ----------
@@ -72,6 +81,33 @@ def write_line(line: str):
     """
     tqdm = sys.modules.get("tqdm")
     if tqdm is not None:
-        tqdm.tqdm.write(line, file=sys.stdout)
+        tqdm.tqdm.write(line, file=sys.stderr)
     else:
-        print(line, flush=True)
+        print(line, file=sys.stderr, flush=True)
+
+
+def notice(message: str) -> bool:
+    """Tell a quiet (``verbose=0``) user about minutes of work, in one line on stderr.
+
+    The line reads ``sktail: <message> (<how to hide it>)``. It is shown unless
+    the ``sktail`` logger was given a level above ``INFO``
+    (``logging.getLogger("sktail").setLevel("WARNING")``, which the ``sktail``
+    command does unless ``--verbose`` is given twice); it is also logged at
+    ``DEBUG``.
+
+    Parameters
+    ----------
+    message : str
+        What is being done, without a line end.
+
+    Returns
+    -------
+    bool
+        Whether the line was written to stderr.
+    """
+    logger = logging.getLogger("sktail")
+    logger.debug(message)
+    if logger.level > logging.INFO:
+        return False
+    write_line(f"sktail: {message} ({SILENCE_HINT})")
+    return True

@@ -14,10 +14,11 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._classifier_doc import documented
 from ._fit_plan import plan_fit, release_device_memory, train, validation_key
+from ._scoring import score_texts
 from ._validation import check_texts, nested_encoder_options
 from .adversarial import MAX_FGM_EPSILON
 from .devices import resolve_device, resolve_inference_precision
-from .inference import inference_batch_size, predict_logits
+from .inference import inference_batch_size
 
 __all__ = ["AutoTailClassifier", "load"]
 
@@ -238,18 +239,15 @@ class AutoTailClassifier(ClassifierMixin, BaseEstimator):
         network = self.network_.to(device)
         # The same path as the features of a frozen-encoder fit (CachedFeatures.features).
         precision = resolve_inference_precision(self.precision, device, network)
-        logits = np.empty((len(texts), len(self.classes_)), dtype=np.float32)
         try:
-            # Tokenize and score a chunk at a time, so memory beyond the output
-            # stays bounded however many texts there are.
-            for start in range(0, len(texts), PREDICT_CHUNK_SIZE):
-                chunk = texts[start : start + PREDICT_CHUNK_SIZE]
-                logits[start : start + len(chunk)] = predict_logits(
-                    network, self.encoder_, self.encoder_.tokenize(chunk, self.max_length_),
-                    batch_size=inference_batch_size(self.batch_size_), device=device, precision=precision,
-                    progress=self.verbose >= 1,
-                )
-            return logits
+            # Chunks of texts (bounded memory); frozen features come from the last
+            # batch's memo and the feature cache, as in fit (sktail/_scoring.py).
+            return score_texts(
+                network, self.encoder_, texts, max_length=self.max_length_,
+                batch_size=inference_batch_size(self.batch_size_), device=device, precision=precision,
+                chunk_size=PREDICT_CHUNK_SIZE, progress=self.verbose >= 1,
+                frozen=self.train_encoder == "none", feature_cache=self.feature_cache,
+            )
         finally:
             if device.type != "cpu" and not self.keep_on_device:
                 self.network_.to("cpu")

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ._feature_cache import FeatureCache, network_fingerprint, resolve_cache_location, text_keys
+from ._progress import notice
 from .devices import InferencePrecision, autocast
 
 __all__ = [
@@ -35,6 +36,9 @@ __all__ = [
     "text_progress",
     "to_device",
 ]
+
+#: A quiet fit or predict that encodes at least this many texts says so in one line.
+NOTICE_TEXTS = 1000
 
 
 def length_sorted_batches(lengths, batch_size: int):
@@ -212,7 +216,8 @@ def _forward(module, precision: InferencePrecision, device, encoder=None):
 
 
 def batched_inference(module, encoder, ids, *, width: int, batch_size: int, device,
-                      autocast_dtype=None, progress: bool = False, precision=None) -> np.ndarray:
+                      autocast_dtype=None, progress: bool = False, precision=None,
+                      desc: str = "predict") -> np.ndarray:
     """Run ``module`` over texts in eval mode and length-sorted batches.
 
     Parameters
@@ -236,6 +241,8 @@ def batched_inference(module, encoder, ids, *, width: int, batch_size: int, devi
     precision : InferencePrecision, default=None
         The inference path, see :func:`~sktail.devices.resolve_inference_precision`;
         None runs torch under ``autocast_dtype``.
+    desc : str, default="predict"
+        Label of the progress bar.
 
     Returns
     -------
@@ -251,7 +258,7 @@ def batched_inference(module, encoder, ids, *, width: int, batch_size: int, devi
     bar = None
     try:
         forward = _forward(module, precision, device, encoder)
-        bar = text_progress(len(ids), enabled=progress, desc="predict")
+        bar = text_progress(len(ids), enabled=progress, desc=desc)
         with torch.inference_mode():
             for rows in length_sorted_batches([len(a) for a in ids], batch_size):
                 batch = to_device(encoder.collate([ids[i] for i in rows]), device)
@@ -294,7 +301,7 @@ def open_feature_cache(feature_cache, encoder_network, autocast_dtype=None, prec
 
 
 def encode_features(encoder_network, text_encoder, ids, *, batch_size: int, device, autocast_dtype=None,
-                    precision=None, progress: bool = False) -> np.ndarray:
+                    precision=None, progress: bool = False, desc: str = "features") -> np.ndarray:
     """Pooled features of texts, in inference mode and length-sorted batches.
 
     Parameters
@@ -315,6 +322,8 @@ def encode_features(encoder_network, text_encoder, ids, *, batch_size: int, devi
         The inference path (see :func:`batched_inference`).
     progress : bool, default=False
         Show a progress bar with texts/s.
+    desc : str, default="features"
+        Label of the progress bar.
 
     Returns
     -------
@@ -323,15 +332,25 @@ def encode_features(encoder_network, text_encoder, ids, *, batch_size: int, devi
     """
     return batched_inference(
         encoder_network, text_encoder, ids, width=encoder_network.hidden_size, batch_size=batch_size,
-        device=device, autocast_dtype=autocast_dtype, precision=precision, progress=progress,
+        device=device, autocast_dtype=autocast_dtype, precision=precision, progress=progress, desc=desc,
     )
 
 
+def _encode_and_tell(encoder_network, text_encoder, ids, options) -> np.ndarray:
+    """:func:`encode_features`, announced in one line when quiet and long (see :data:`NOTICE_TEXTS`)."""
+    if not options["progress"] and len(ids) >= NOTICE_TEXTS:
+        notice(f"computing the frozen encoder's features of {len(ids)} texts, minutes on a CPU; "
+               "feature_cache=DIR keeps them for later fits and predictions, verbose=1 shows progress")
+    return encode_features(encoder_network, text_encoder, ids, **options)
+
+
 def extract_features(encoder_network, text_encoder, ids, *, batch_size: int, device, autocast_dtype=None, cache=None,
-                     precision=None, progress: bool = False):
+                     precision=None, progress: bool = False, desc: str = "features"):
     """Compute the features of texts, read from ``cache`` where present, else computed and stored.
 
     Each distinct missing text is encoded once (see :func:`encode_features`).
+    When quiet (``progress=False``), encoding :data:`NOTICE_TEXTS` texts or
+    more is announced in one line on stderr (:func:`sktail._progress.notice`).
 
     Parameters
     ----------
@@ -354,6 +373,8 @@ def extract_features(encoder_network, text_encoder, ids, *, batch_size: int, dev
         The inference path (see :func:`batched_inference`).
     progress : bool, default=False
         Show a progress bar with texts/s.
+    desc : str, default="features"
+        Label of the progress bar.
 
     Returns
     -------
@@ -363,9 +384,9 @@ def extract_features(encoder_network, text_encoder, ids, *, batch_size: int, dev
         Number of distinct texts that were run through the encoder.
     """
     options = {"batch_size": batch_size, "device": device, "autocast_dtype": autocast_dtype,
-               "precision": precision, "progress": progress}
+               "precision": precision, "progress": progress, "desc": desc}
     if cache is None:
-        return encode_features(encoder_network, text_encoder, ids, **options), len(ids)
+        return _encode_and_tell(encoder_network, text_encoder, ids, options), len(ids)
     keys = text_keys(ids)
     features, found = cache.lookup(keys, width=encoder_network.hidden_size)
     if features is None:
@@ -374,7 +395,7 @@ def extract_features(encoder_network, text_encoder, ids, *, batch_size: int, dev
     if len(missing):
         _, first = np.unique(keys[missing], return_index=True)
         todo = missing[np.sort(first)]
-        fresh = encode_features(encoder_network, text_encoder, [ids[i] for i in todo], **options)
+        fresh = _encode_and_tell(encoder_network, text_encoder, [ids[i] for i in todo], options)
         cache.store(keys[todo], fresh)
         position = {key: row for row, key in enumerate(keys[todo].tolist())}
         for row in missing:

@@ -197,8 +197,10 @@ def test_frozen_fit_and_predict_take_the_same_path(tiny_bert_dir, long_tail_corp
                              precision="int8", random_state=0, **FAST_BERT).fit(texts, labels)
     assert seen == ["onnx-int8"]  # the features the head trains on
     proba = clf.predict_proba(texts)
-    assert seen == ["onnx-int8", "onnx-int8"]
+    assert seen == ["onnx-int8"]  # predict read them from the fit's cache, on the same path
     np.testing.assert_allclose(proba.sum(axis=1), 1, rtol=1e-5)
+    clf.predict_proba([t + "新" for t in texts[:3]])
+    assert seen == ["onnx-int8", "onnx-int8"]  # new texts are encoded on that path too
     namespaces = [p.name for p in tmp_path.iterdir()]
     expected = inference.open_feature_cache(tmp_path, clf.network_.encoder,
                                             precision=InferencePrecision("onnx-int8")).namespace
@@ -257,7 +259,7 @@ def test_progress_bar_counts_texts(tiny_encoder, capsys):
     inference.encode_features(network, encoder, ids, batch_size=4, device=CPU, progress=True,
                               precision=InferencePrecision("onnx-int8"))
     err = capsys.readouterr().err
-    assert "predict" in err and "text/s" in err
+    assert "features:" in err and "text/s" in err
     inference.encode_features(network, encoder, ids, batch_size=4, device=CPU)
     assert capsys.readouterr().err == ""
 

@@ -4,7 +4,7 @@ import logging
 import sys
 
 from sktail import AutoTailClassifier
-from sktail._progress import progress_bar
+from sktail._progress import SILENCE_HINT, notice, progress_bar, write_line
 
 
 def test_library_use_is_silent_by_default(long_tail_corpus, capsys):
@@ -14,12 +14,13 @@ def test_library_use_is_silent_by_default(long_tail_corpus, capsys):
     assert capsys.readouterr() == ("", "")
 
 
-def test_verbose_shows_bars_and_epoch_lines(long_tail_corpus, capsys):
+def test_verbose_shows_bars_and_epoch_lines_on_stderr(long_tail_corpus, capsys):
     texts, labels = long_tail_corpus
     clf = AutoTailClassifier(encoder="jieba-bag", epochs=2, validation_fraction=0.2, random_state=0, verbose=1)
     clf.fit(texts, labels)
     out, err = capsys.readouterr()
-    lines = [line for line in out.splitlines() if line.startswith("epoch ")]
+    assert out == ""  # stdout is for data (docs/cli.md)
+    lines = [line for line in err.splitlines() if line.startswith("epoch ")]
     assert len(lines) == 2 and "val_accuracy=" in lines[0]
     assert "batches" in err
     clf.predict(texts)
@@ -48,3 +49,26 @@ def test_bars_are_sparse_when_stderr_is_redirected(monkeypatch):
     assert bar_options()["mininterval"] >= 30 and bar_options()["ascii"] is True
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
     assert bar_options() == {"dynamic_ncols": True}
+
+
+def test_write_line_goes_to_stderr_with_or_without_tqdm(monkeypatch, capsys):
+    write_line("epoch 1: train_loss=1.0")
+    assert capsys.readouterr() == ("", "epoch 1: train_loss=1.0\n")
+    monkeypatch.delitem(sys.modules, "tqdm", raising=False)
+    write_line("epoch 2: train_loss=0.5")
+    assert capsys.readouterr() == ("", "epoch 2: train_loss=0.5\n")
+
+
+def test_a_notice_says_how_to_hide_it_and_the_logger_level_hides_it(capsys):
+    logger = logging.getLogger("sktail")
+    assert notice("computing features of 5000 texts")
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("sktail: computing features of 5000 texts (")
+    assert SILENCE_HINT in err and "setLevel('WARNING')" in err
+    level = logger.level
+    try:
+        logger.setLevel(logging.WARNING)
+        assert not notice("computing features of 5000 texts")
+        assert capsys.readouterr() == ("", "")
+    finally:
+        logger.setLevel(level)
