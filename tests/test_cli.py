@@ -102,7 +102,8 @@ def test_fit_verbose_prints_epoch_lines_and_progress(files, capsys):
     code, out, err = _run(capsys, "fit", files["train"], "-o", model, "--encoder", "jieba-bag",
                           "--set", "epochs=2", "--set", "validation_fraction=0", "--seed", "0")
     assert code == 0
-    assert "epoch 1: train_loss=" in out and "epoch 2: train_loss=" in out
+    assert "epoch 1: train_loss=" in err and "epoch 2: train_loss=" in err  # messages on stderr (docs/cli.md)
+    assert "epoch " not in out
     assert "batches" in err  # tqdm bars go to stderr
 
 

@@ -134,7 +134,7 @@ def ddp_run(tmp_path_factory):
     proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     ranks = [torch.load(out / f"rank{r}.pt", weights_only=False) for r in range(2)]
-    return ranks, proc.stdout
+    return ranks, proc.stderr  # epoch lines are messages: stderr
 
 
 @pytest.mark.parametrize("case", ["weighted", "skipped_fgm", "no_fgm"])
@@ -156,7 +156,7 @@ def test_ddp_gradients_equal_one_process_on_the_global_batch(ddp_run, case):
 
 
 def test_ddp_fit_gives_every_rank_the_same_model(ddp_run):
-    ranks, stdout = ddp_run
+    ranks, stderr = ddp_run
     first, second = (r["fit"] for r in ranks)
     assert first["initialized"] and first["world_size"] == second["world_size"] == 2
     assert first["history"] == second["history"]
@@ -165,7 +165,7 @@ def test_ddp_fit_gives_every_rank_the_same_model(ddp_run):
         assert torch.equal(second["weights"][name], value)
     np.testing.assert_array_equal(first["proba"], second["proba"])
     # verbose=1 prints from rank 0 only
-    assert stdout.count("epoch 1: train_loss=") == 1
+    assert stderr.count("epoch 1: train_loss=") == 1
 
 
 def test_ddp_fit_matches_one_process_with_the_same_global_batch(ddp_run):

@@ -13,7 +13,7 @@ logger = logging.getLogger("sktail")
 
 
 class EpochLog(Callback):
-    """Log one line per epoch to the ``sktail`` logger, and to stdout when verbose (main process only).
+    """Log one line per epoch to the ``sktail`` logger, and to stderr when verbose (main process only).
 
     See Also
     --------
