@@ -109,7 +109,8 @@ def load_demo_data(data_home=None, *, download=False, timeout=DOWNLOAD_TIMEOUT):
             hint = ("the download failed (no network?); put train.tsv and dev.tsv in a folder "
                     "and pass --data DIR")
         else:
-            hint = "pass --download to fetch the CSL title files, or --data DIR for your own files"
+            hint = ("pass --data DIR with your own train.tsv and dev.tsv (text<TAB>label), or "
+                    "--download to fetch the CSL title files (needs a network)")
         return DemoData(
             demo.train.data, demo.train.target, demo.test.data, demo.test.target,
             f"built-in generated demo corpus ({len(demo.train.data)} train / "

@@ -72,3 +72,12 @@ def test_a_notice_says_how_to_hide_it_and_the_logger_level_hides_it(capsys):
         assert capsys.readouterr() == ("", "")
     finally:
         logger.setLevel(level)
+
+
+def test_the_demo_suggests_own_files_before_a_download(tmp_path):
+    from sktail._demo import load_demo_data
+
+    source = load_demo_data(tmp_path).source  # no CSL files there, nothing downloaded
+    assert "--data DIR" in source and "--download" in source
+    assert source.index("--data DIR") < source.index("--download")
+    assert "needs a network" in source
