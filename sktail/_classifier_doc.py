@@ -100,11 +100,17 @@ train_encoder : {"all", "none"} or int, default="all"
     encoder accepts only "all". Prediction and pickling are the same in
     every case.
 feature_cache : str, os.PathLike, joblib.Memory or None, default=None
-    With ``train_encoder="none"``: a directory (or a ``joblib.Memory``,
-    whose location is used) where features are stored per text, keyed on
-    the encoder's weights, the precision and each text's token ids, so
-    repeated fits (seeds, cross-validation, grid search) encode each text
-    once in total. Safe for concurrent fits. Ignored otherwise.
+    With a frozen encoder (the default ``"tfidf-e5"``, whose e5 channel is
+    frozen, or ``train_encoder="none"``): a directory (or a
+    ``joblib.Memory``, whose location is used) where the frozen features
+    are stored per text, keyed on the frozen encoder's fingerprint, the
+    precision and each text's token ids. ``fit`` and the predict methods
+    read and fill it, so repeated fits and their scoring (seeds,
+    cross-validation, grid search) encode each text once in total. Safe
+    for concurrent fits. Ignored for encoders that train. Without it, a
+    fitted model with a frozen encoder still remembers the features of its
+    last scored batch (up to 32,768 texts): ``predict`` then
+    ``predict_proba`` on the same texts encode them once.
 precision : {"auto", "fp32", "bf16", "fp16", "int8"}, default="auto"
     Mixed precision: "auto" trains in bf16 on CUDA devices that support it,
     fp16 with gradient scaling on other CUDA devices, fp32 elsewhere; at
@@ -140,9 +146,13 @@ random_state : int, RandomState instance or None, default=None
     Seeds the hold-out split, the batch order, initialisation and dropout.
     The caller's global torch RNG state is left untouched.
 verbose : int, default=0
-    0 is silent; 1 or more prints one line per epoch and shows progress
-    bars (batches, prediction) on stderr when :mod:`tqdm` is
-    installed. Messages also go to ``logging.getLogger("sktail")``.
+    0 shows no bars or epoch lines; only a fit or prediction that encodes
+    1,000 texts or more with a frozen encoder says so in one line on
+    stderr (``logging.getLogger("sktail").setLevel("WARNING")`` hides
+    it). 1 or more prints one line per epoch and shows progress bars
+    (feature encoding, batches, prediction), all on stderr, the bars when
+    :mod:`tqdm` is installed. Messages also go to
+    ``logging.getLogger("sktail")``.
 checkpoint_dir : str, path-like or None, default=None
     Folder for crash-safe training. The training state (network, optimizer,
     schedule, RNG states, epoch and position in the epoch) is written there

@@ -336,11 +336,13 @@ def encode_features(encoder_network, text_encoder, ids, *, batch_size: int, devi
     )
 
 
-def _encode_and_tell(encoder_network, text_encoder, ids, options) -> np.ndarray:
+def _encode_and_tell(encoder_network, text_encoder, ids, options, cached: bool) -> np.ndarray:
     """:func:`encode_features`, announced in one line when quiet and long (see :data:`NOTICE_TEXTS`)."""
     if not options["progress"] and len(ids) >= NOTICE_TEXTS:
-        notice(f"computing the frozen encoder's features of {len(ids)} texts, minutes on a CPU; "
-               "feature_cache=DIR keeps them for later fits and predictions, verbose=1 shows progress")
+        keep = ("the feature cache keeps them" if cached
+                else "feature_cache=DIR would keep them for later fits and predictions")
+        notice(f"computing the frozen encoder's features of {len(ids)} texts, which can take minutes "
+               f"on a CPU; {keep}; verbose=1 shows progress")
     return encode_features(encoder_network, text_encoder, ids, **options)
 
 
@@ -386,7 +388,7 @@ def extract_features(encoder_network, text_encoder, ids, *, batch_size: int, dev
     options = {"batch_size": batch_size, "device": device, "autocast_dtype": autocast_dtype,
                "precision": precision, "progress": progress, "desc": desc}
     if cache is None:
-        return _encode_and_tell(encoder_network, text_encoder, ids, options), len(ids)
+        return _encode_and_tell(encoder_network, text_encoder, ids, options, False), len(ids)
     keys = text_keys(ids)
     features, found = cache.lookup(keys, width=encoder_network.hidden_size)
     if features is None:
@@ -395,7 +397,7 @@ def extract_features(encoder_network, text_encoder, ids, *, batch_size: int, dev
     if len(missing):
         _, first = np.unique(keys[missing], return_index=True)
         todo = missing[np.sort(first)]
-        fresh = _encode_and_tell(encoder_network, text_encoder, [ids[i] for i in todo], options)
+        fresh = _encode_and_tell(encoder_network, text_encoder, [ids[i] for i in todo], options, True)
         cache.store(keys[todo], fresh)
         position = {key: row for row, key in enumerate(keys[todo].tolist())}
         for row in missing:

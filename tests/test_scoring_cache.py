@@ -173,6 +173,7 @@ def test_a_quiet_long_encoding_says_so_in_one_line(corpus, unseen, capsys, monke
     err = capsys.readouterr().err
     assert err.count("sktail: computing") == 1 and f"features of {len(texts)} texts" in err
     assert "feature_cache=DIR" in err and "verbose=1" in err and "setLevel('WARNING')" in err
+    assert "minutes" in err
     clf.predict(unseen)
     assert f"features of {len(unseen)} texts" in capsys.readouterr().err
     clf.predict(unseen[:4])  # below the threshold (and remembered): nothing
