@@ -1,6 +1,6 @@
 """The AutoTail-BSFGM objective: gate, tail prior and losses."""
 
-from ._losses import AutoTailLoss, balanced_softmax_loss, smoothed_cross_entropy
+from ._losses import AutoTailLoss, autotail_value_and_grad, balanced_softmax_loss, smoothed_cross_entropy
 from ._tail import (
     TailPrior,
     compute_tail_prior,
@@ -12,6 +12,7 @@ from ._tail import (
 
 __all__ = [
     "AutoTailLoss",
+    "autotail_value_and_grad",
     "TailPrior",
     "balanced_softmax_loss",
     "compute_tail_prior",
