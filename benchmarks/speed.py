@@ -352,6 +352,10 @@ def sktail_predict(clf, texts):
 # -- Hugging Face ---------------------------------------------------------------------
 def hf_training(model_dir, texts, labels, args, device, dtype):
     """``transformers.Trainer`` with its defaults for the same steps and settings."""
+    try:
+        import accelerate  # noqa: F401 - transformers.Trainer runs on it
+    except ImportError:
+        raise ImportError('the transformers.Trainer baseline needs accelerate: pip install -e ".[bench]"') from None
     from transformers import (
         AutoModelForSequenceClassification,
         AutoTokenizer,

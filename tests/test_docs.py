@@ -165,3 +165,39 @@ def test_results_pointer_is_readable_raw_and_replaced_in_the_build(conf, tmp_pat
     conf["_insert_results"](_App, "benchmarks", source)
     assert "```{include} results.md" in source[0] and "(results.md)" not in source[0]
     assert "<!-- /results -->" not in source[0]
+
+
+def test_pages_say_what_the_default_does():
+    """No page calls the default encoder's settings the paper's (issue 27)."""
+    for name in ("parameters.md", "quickstart.md"):
+        page = (DOCS / name).read_text(encoding="utf-8")
+        assert "Defaults equal the paper's" not in page and "with the paper's defaults" not in page, name
+        assert "frozen" in page and "TF-IDF" in page and "one linear head" in page, name
+    row = re.search(r"^\| `feature_cache` \|.*$", (DOCS / "parameters.md").read_text(encoding="utf-8"),
+                    flags=re.MULTILINE).group(0)
+    assert "`tfidf-e5`" in row and "`predict`" in row
+
+
+def test_documented_memo_and_notice_sizes_are_the_code_s():
+    from sktail import AutoTailClassifier, _scoring, inference
+
+    memo, notice = f"{_scoring.MEMO_ROWS:,}", f"{inference.NOTICE_TEXTS:,}"
+    docstring = " ".join(AutoTailClassifier.__doc__.split())
+    assert memo in docstring and notice in docstring
+    params = (DOCS / "parameters.md").read_text(encoding="utf-8")
+    assert memo in params and notice in params
+    assert memo in (DOCS / "encoders.md").read_text(encoding="utf-8")
+
+
+def test_pages_cite_only_files_of_the_repository_and_no_machine_paths():
+    pages = ["encoders.md", "parameters.md", "quickstart.md", "cli.md", "installation.md"]
+    for path in [ROOT / "README.md", *(DOCS / name for name in pages)]:
+        text = path.read_text(encoding="utf-8")
+        assert "METHOD.md" not in text, path.name
+        assert not re.search(r"/(work|home|mnt)/\w", text), path.name
+
+
+def test_benchmarks_import_public_names_only():
+    for path in [ROOT / "benchmarks" / "e5_throughput.py", ROOT / "benchmarks" / "scoring_reuse.py"]:
+        text = path.read_text(encoding="utf-8")
+        assert not re.search(r"^\s*(from|import) sktail(\.\w+)*\._", text, flags=re.MULTILINE), path.name

@@ -241,10 +241,12 @@ def test_grid_search_encodes_each_text_once(tiny_bert_dir, long_tail_corpus, tmp
 
 def test_concurrent_fits_share_the_cache_safely(tiny_bert_dir, long_tail_corpus, tmp_path, monkeypatch):
     texts, labels = long_tail_corpus
-    # Torch fp32 features, compared exactly below (int8 features depend slightly on the batch).
+    # Torch fp32 features, compared exactly below (int8 features depend slightly on the batch;
+    # precision="auto" would cache bf16 features on CPUs with native bf16).
     monkeypatch.setattr(sktail._onnx, "available", lambda: False)
     clf = AutoTailClassifier(
-        encoder=str(tiny_bert_dir), train_encoder="none", feature_cache=tmp_path, **FAST_BERT, random_state=0
+        encoder=str(tiny_bert_dir), train_encoder="none", feature_cache=tmp_path, precision="fp32", **FAST_BERT,
+        random_state=0,
     )
     with parallel_backend("threading", n_jobs=2):
         GridSearchCV(clf, {"fgm_epsilon": [0.0, 0.3]}, cv=2, n_jobs=2, refit=False).fit(texts, labels)
