@@ -59,8 +59,9 @@ def test_write_line_goes_to_stderr_with_or_without_tqdm(monkeypatch, capsys):
     assert capsys.readouterr() == ("", "epoch 2: train_loss=0.5\n")
 
 
-def test_a_notice_says_how_to_hide_it_and_the_logger_level_hides_it(capsys):
+def test_a_notice_says_how_to_hide_it_and_the_logger_level_hides_it(capsys, monkeypatch):
     logger = logging.getLogger("sktail")
+    monkeypatch.setattr(logger, "level", logging.NOTSET)  # as in a fresh process (the CLI tests set it)
     assert notice("computing features of 5000 texts")
     out, err = capsys.readouterr()
     assert out == "" and err.startswith("sktail: computing features of 5000 texts (")

@@ -169,6 +169,7 @@ def test_a_fine_tuned_encoder_runs_its_whole_network(tiny_bert_dir, long_tail_co
 def test_a_quiet_long_encoding_says_so_in_one_line(corpus, unseen, capsys, monkeypatch):
     texts, labels = corpus
     monkeypatch.setattr(inference, "NOTICE_TEXTS", 5)
+    monkeypatch.setattr(logging.getLogger("sktail"), "level", logging.NOTSET)  # as in a fresh process
     clf = AutoTailClassifier(**QUICK).fit(texts, labels)
     err = capsys.readouterr().err
     assert err.count("sktail: computing") == 1 and f"features of {len(texts)} texts" in err
