@@ -6,7 +6,13 @@ import scipy.sparse as sp
 import torch
 
 from sktail.objective import AutoTailLoss, autotail_value_and_grad, compute_tail_prior
-from sktail.training.solver import KernelDesign, PrimalDesign, design_form, minimize_lbfgs, solve_head
+from sktail.training.solver import (
+    KernelDesign,
+    PrimalDesign,
+    design_form,
+    minimize_lbfgs,
+    solve_head,
+)
 
 
 def _problem(seed=0, n=60, width=12, k=4):

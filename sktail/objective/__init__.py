@@ -1,6 +1,11 @@
 """The AutoTail-BSFGM objective: gate, tail prior and losses."""
 
-from ._losses import AutoTailLoss, autotail_value_and_grad, balanced_softmax_loss, smoothed_cross_entropy
+from ._losses import (
+    AutoTailLoss,
+    autotail_value_and_grad,
+    balanced_softmax_loss,
+    smoothed_cross_entropy,
+)
 from ._tail import (
     TailPrior,
     compute_tail_prior,
